@@ -1,0 +1,16 @@
+"""clarinet.ops: the public, autograd- and torch.compile-ready ops.
+
+Each op has a reference (``<op>_ref``, plain PyTorch) in the same module.
+"""
+from .gaussian_kl import gaussian_kl, gaussian_kl_ref
+from .gaussian_nll import gaussian_nll, gaussian_nll_ref
+from .wavenet_layer import wavenet_layer, wavenet_layer_ref
+
+__all__ = [
+    "gaussian_kl",
+    "gaussian_kl_ref",
+    "gaussian_nll",
+    "gaussian_nll_ref",
+    "wavenet_layer",
+    "wavenet_layer_ref",
+]

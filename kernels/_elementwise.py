@@ -1,0 +1,76 @@
+"""Shared pieces of the elementwise loss kernels (Gaussian NLL and KL).
+
+Every input is addressed as a 2-D strided view ``(rows, cols)`` (see
+``clarinet._layout.collapse_2d``); a program owns one ``BLOCK_R x BLOCK_C``
+tile, ``BLOCK_C`` covering the contiguous columns first so that loads
+vectorise. Reductions are deterministic: each program writes the sum of its
+tile into ``partials[pid]`` and the partials are summed afterwards.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+
+def elementwise_configs() -> list:
+    """Autotune candidates: total elements per program and warps.
+
+    Memory-bound kernels: a program should move a few KB per input so that
+    enough loads are in flight; the sweep is small on purpose. Not yet timed on
+    a GPU. The interpreter (CPU) cannot time anything and runs one config.
+    """
+    if os.environ.get("TRITON_INTERPRET", "0") == "1":
+        return [triton.Config({"BLOCK": 256}, num_warps=1)]
+    return [triton.Config({"BLOCK": b}, num_warps=w) for b in (1024, 2048, 4096) for w in (4, 8)]
+
+
+def block_cols(cols: int, block: int) -> int:
+    return min(triton.next_power_of_2(cols), block)
+
+
+def num_tiles(rows: int, cols: int, block: int) -> int:
+    bc = block_cols(cols, block)
+    return triton.cdiv(rows, block // bc) * triton.cdiv(cols, bc)
+
+
+def grid(rows: int, cols: int):
+    return lambda meta: (num_tiles(rows, cols, meta["BLOCK"]),)
+
+
+def tile_heuristics() -> dict:
+    return {
+        "BLOCK_C": lambda a: block_cols(a["cols"], a["BLOCK"]),
+        "BLOCK_R": lambda a: a["BLOCK"] // block_cols(a["cols"], a["BLOCK"]),
+    }
+
+
+def partials_buffer(rows: int, cols: int, device: torch.device) -> torch.Tensor:
+    """Zeroed float32 buffer with room for the tile count of every config."""
+    n = max(num_tiles(rows, cols, c.kwargs["BLOCK"]) for c in elementwise_configs())
+    return torch.zeros(n, dtype=torch.float32, device=device)
+
+
+def strides(*views: torch.Tensor) -> list[int]:
+    return [s for v in views for s in v.stride()]
+
+
+@triton.jit
+def tile_2d(rows, cols, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """(pid, row indices [BLOCK_R, 1], col indices [1, BLOCK_C], mask) of this program's tile."""
+    pid = tl.program_id(0).to(tl.int64)
+    n_col_blocks = tl.cdiv(cols, BLOCK_C)
+    row_block = pid // n_col_blocks
+    col_block = pid - row_block * n_col_blocks
+    r = (row_block * BLOCK_R + tl.arange(0, BLOCK_R))[:, None]
+    c = (col_block * BLOCK_C + tl.arange(0, BLOCK_C))[None, :]
+    mask = (r < rows) & (c < cols)
+    return pid, r, c, mask
+
+
+@triton.jit
+def floor_log_scale(log_scale, log_scale_min):
+    """max(log_scale, log_scale_min) that keeps NaN (as torch.clamp does)."""
+    return tl.where(log_scale < log_scale_min, log_scale_min, log_scale)
