@@ -1,0 +1,1 @@
+"""Triton kernels of clarinet, installed as ``clarinet.kernels`` (one module per op)."""
