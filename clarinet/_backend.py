@@ -80,6 +80,9 @@ def unsupported_reason(backend: str, op: str, device: torch.device, dtype: torch
     return None
 
 
+# Under torch.compile the choice is made once, eagerly, at trace time (it
+# imports modules and reads the environment) and becomes a constant of the graph.
+@torch.compiler.assume_constant_result
 def resolve(op: str, backend: str, device: torch.device, dtype: torch.dtype, needs_grad: bool) -> str:
     """Turn the ``backend=`` argument into a concrete backend name, or raise."""
     if backend not in BACKENDS:

@@ -43,13 +43,11 @@ def wavenet_layer_ref(
     K = w_dil.shape[-1]
     G2 = w_dil.shape[0] // 2
     xc = x.to(dt)
-    if causal:
-        pad = (K - 1) * dilation
-        xp = F.pad(xc, (pad, 0))
-    else:
-        pad = (K - 1) // 2 * dilation
-        xp = F.pad(xc, (pad, pad))
-    a = F.conv1d(xp, w_dil.to(dt), b_dil.to(dt), dilation=dilation)
+    T = x.shape[-1]
+    left = (K - 1) * dilation if causal else (K - 1) // 2 * dilation
+    right = (K - 1) * dilation - left + (T == 0)  # conv1d refuses an input shorter than its kernel
+    xp = F.pad(xc, (left, right))
+    a = F.conv1d(xp, w_dil.to(dt), b_dil.to(dt), dilation=dilation)[..., :T]
     if h is not None:
         a = a + torch.einsum("gc,bct->bgt", w_cond.to(dt), h.to(dt))
     z = torch.tanh(a[:, :G2]) * torch.sigmoid(a[:, G2:])
