@@ -1,0 +1,278 @@
+"""Op benchmarks shared by ``clarinet bench`` and the pytest-benchmark suites.
+
+A case is (op, configuration, pass, dtype, shape). For each backend the case
+first checks the backend's outputs (and, for "fwd+bwd", every gradient)
+against the float32 reference on the same inputs, and only then times it.
+Backends: "reference" (PyTorch eager), "compile" (torch.compile of the
+reference), "triton", "cuda".
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from functools import partial
+from typing import Callable
+
+import torch
+
+from . import __version__, _backend
+from .ops import gaussian_kl, gaussian_kl_ref, gaussian_nll, gaussian_nll_ref, wavenet_layer, wavenet_layer_ref
+from .testing import mismatch
+
+BENCH_BACKENDS = ("reference", "compile", "triton", "cuda")
+OPS = ("wavenet_layer", "gaussian_nll", "gaussian_kl")
+PASSES = ("fwd", "fwd+bwd")
+
+# layer shapes of the reference configurations (shared/PERF.md); C = 80 mel bands
+CONFIGS = {
+    "teacher": dict(R=128, G=256, S=128, C=80, K=2),
+    "student": dict(R=64, G=128, S=64, C=80, K=3),
+}
+# (batch, samples): "full" is a training batch (8 x 1 s at 24 kHz); the
+# smaller sizes keep CPU runs and CI smoke runs short
+SIZES = {"full": (8, 24000), "small": (2, 4800), "tiny": (1, 96)}
+DILATION = 8
+
+
+@dataclasses.dataclass
+class Case:
+    op: str
+    config: str
+    mode: str
+    dtype: torch.dtype
+    shape: dict
+    flops: float  # floating-point operations of one call (multiply-add = 2)
+    bytes: float  # fewest bytes a call must move to and from memory
+
+    @property
+    def name(self) -> str:
+        return f"{self.op}[{self.config},{self.mode},{str(self.dtype).replace('torch.', '')}]"
+
+
+def _layer_case(config: str, mode: str, dtype: torch.dtype, B: int, T: int, item: int) -> Case:
+    c = CONFIGS[config]
+    R, G, S, C, K = c["R"], c["G"], c["S"], c["C"], c["K"]
+    shape = dict(B=B, T=T, R=R, G=G, S=S, C=C, K=K, dilation=DILATION)
+    macs = G * R * K + G * C + (R + S) * G // 2  # per sample
+    weights = (macs + G + R + S) * item
+    io = B * T * (R + C + R + S) * item  # read x and h, write out and skip
+    if mode == "fwd":
+        return Case("wavenet_layer", config, mode, dtype, shape, 2.0 * B * T * macs, io + weights)
+    # backward: recompute (1x), activation and input gradients (1x), weight gradients (1x);
+    # it reads x, h, both upstream gradients and writes dx, dh
+    bwd_io = B * T * (R + C + R + S + R + C) * item
+    return Case("wavenet_layer", config, mode, dtype, shape, 8.0 * B * T * macs, io + bwd_io + 3 * weights)
+
+
+def _loss_case(op: str, mode: str, dtype: torch.dtype, B: int, T: int, item: int) -> Case:
+    n_in = 3 if op == "gaussian_nll" else 4
+    n = B * T
+    if mode == "fwd":  # read every input once
+        return Case(op, "loss", mode, dtype, dict(B=B, T=T), 12.0 * n, n_in * n * item)
+    # forward reads the inputs; backward reads them again and writes one gradient each
+    return Case(op, "loss", mode, dtype, dict(B=B, T=T), 36.0 * n, 3 * n_in * n * item)
+
+
+def cases(ops=OPS, configs=tuple(CONFIGS), modes=PASSES, dtype=torch.float16, size="full") -> list[Case]:
+    B, T = SIZES[size]
+    item = torch.empty((), dtype=dtype).element_size()
+    out = []
+    for op in ops:
+        for mode in modes:
+            if op == "wavenet_layer":
+                out += [_layer_case(config, mode, dtype, B, T, item) for config in configs]
+            else:  # the losses have no configuration
+                out.append(_loss_case(op, mode, dtype, B, T, item))
+    return out
+
+
+def make_inputs(case: Case, device) -> dict:
+    g = torch.Generator().manual_seed(0)
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g) * scale).to(device=device, dtype=case.dtype)
+
+    s = case.shape
+    if case.op == "wavenet_layer":
+        B, T, R, G, S, C, K = (s[k] for k in "B T R G S C K".split())
+        return dict(
+            x=rnd(B, R, T), w_dil=rnd(G, R, K, scale=(R * K) ** -0.5), b_dil=rnd(G, scale=0.1),
+            w_res=rnd(R, G // 2, scale=(G // 2) ** -0.5), b_res=rnd(R, scale=0.1),
+            w_skip=rnd(S, G // 2, scale=(G // 2) ** -0.5), b_skip=rnd(S, scale=0.1),
+            h=rnd(B, C, T), w_cond=rnd(G, C, scale=C**-0.5),
+        )
+    B, T = s["B"], s["T"]
+    n = 3 if case.op == "gaussian_nll" else 4
+    return {f"in{i}": rnd(B, T) for i in range(n)}
+
+
+def _call(case: Case, backend: str) -> Callable:
+    """fn(**inputs) -> tuple of output tensors, for one backend."""
+    if case.op == "wavenet_layer":
+        d = case.shape["dilation"]
+        if backend in ("reference", "compile"):
+            f = partial(wavenet_layer_ref, dilation=d)
+        else:
+            f = partial(wavenet_layer, dilation=d, backend=backend)
+
+        def layer(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond):
+            return f(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h=h, w_cond=w_cond)
+
+        fn = layer
+    else:
+        ref = gaussian_nll_ref if case.op == "gaussian_nll" else gaussian_kl_ref
+        fast = gaussian_nll if case.op == "gaussian_nll" else gaussian_kl
+        f = ref if backend in ("reference", "compile") else partial(fast, backend=backend)
+
+        def loss(**ins):
+            return (f(*ins.values()),)
+
+        fn = loss
+    if backend == "compile":
+        fn = torch.compile(fn)
+    return fn
+
+
+def runner(case: Case, backend: str, inputs: dict) -> Callable[[], tuple]:
+    """A no-argument callable doing one timed iteration; returns outputs (+ gradients)."""
+    fn = _call(case, backend)
+    if case.mode == "fwd":
+        def run():
+            with torch.no_grad():
+                return tuple(fn(**inputs))
+        return run
+    leaves = {k: v.detach().requires_grad_() for k, v in inputs.items()}
+    g = torch.Generator().manual_seed(1)
+
+    def run():
+        outs = fn(**leaves)
+        if not hasattr(run, "grads"):
+            run.grads = [torch.randn(o.shape, generator=g).to(o) for o in outs]
+        grads = torch.autograd.grad(outs, list(leaves.values()), run.grads)
+        return tuple(outs) + tuple(grads)
+    return run
+
+
+def unavailable(backend: str, case: Case, device: torch.device) -> str | None:
+    """Why ``backend`` cannot be benchmarked here, or None."""
+    if backend in ("reference", "compile"):
+        return None
+    if device.type != "cuda":
+        if backend == "triton":
+            return "no GPU: Triton would run through its CPU interpreter, whose timings mean nothing"
+        return "no GPU"
+    needs_grad = case.mode == "fwd+bwd"
+    return _backend.unsupported_reason(backend, case.op, device, case.dtype, needs_grad)
+
+
+def time_fn(fn: Callable, device: torch.device, min_time: float = 0.5) -> dict:
+    """Median and 20th/80th percentiles in milliseconds."""
+    if device.type == "cuda":
+        import triton.testing
+
+        med, p20, p80 = triton.testing.do_bench(fn, quantiles=[0.5, 0.2, 0.8])
+        return dict(median_ms=med, p20_ms=p20, p80_ms=p80, timer="triton.testing.do_bench")
+    fn()  # warm-up
+    times = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < min_time and len(times) < 50):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    q = statistics.quantiles(times, n=10, method="inclusive") if len(times) > 1 else [times[0]] * 9
+    return dict(median_ms=statistics.median(times), p20_ms=q[1], p80_ms=q[7], timer=f"perf_counter x{len(times)}")
+
+
+def check(case: Case, backend: str, inputs: dict, fn: Callable, ref_out: tuple) -> str | None:
+    """None when every output and gradient of ``fn`` matches the reference's."""
+    outs = fn()
+    for i, (o, r) in enumerate(zip(outs, ref_out)):
+        why = mismatch(o, r, case.dtype)
+        if why is not None:
+            return f"output {i}: {why}"
+    return None
+
+
+def run_case(case: Case, backends, device: torch.device, min_time: float = 0.5) -> list[dict]:
+    inputs = make_inputs(case, device)
+    ref_fn = runner(case, "reference", {k: v.float() for k, v in inputs.items()})
+    ref_out = ref_fn()
+    rows = []
+    for backend in backends:
+        row = dict(case=case.name, op=case.op, config=case.config, mode=case.mode,
+                   dtype=str(case.dtype).replace("torch.", ""), shape=case.shape, backend=backend)
+        why = unavailable(backend, case, device)
+        if why is not None:
+            rows.append(dict(row, status="skipped", reason=why))
+            continue
+        try:
+            fn = runner(case, backend, inputs)
+            wrong = check(case, backend, inputs, fn, ref_out)
+        except Exception as exc:  # a backend that fails here is reported, not fatal to the run
+            rows.append(dict(row, status="error", reason=f"{type(exc).__name__}: {exc}"))
+            continue
+        if wrong is not None:
+            rows.append(dict(row, status="wrong", reason=wrong))
+            continue
+        t = time_fn(fn, device, min_time)
+        sec = t["median_ms"] * 1e-3
+        rows.append(dict(row, status="ok", **t, gflops=case.flops / sec * 1e-9, gbps=case.bytes / sec * 1e-9,
+                         flops=case.flops, bytes=case.bytes))
+    return rows
+
+
+def environment(device: torch.device) -> dict:
+    env = dict(
+        clarinet=__version__, torch=torch.__version__, python=platform.python_version(),
+        time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        commit=_git_commit(), device_type=device.type,
+    )
+    try:
+        import triton
+
+        env["triton"] = triton.__version__
+    except ImportError:
+        env["triton"] = None
+    if device.type == "cuda":
+        env["device"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    else:
+        env["device"] = _cpu_name()
+        env["threads"] = torch.get_num_threads()
+    return env
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} CPUs)"
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def _git_commit() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def write_record(path: str, env: dict, rows: list[dict]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(dict(environment=env, results=rows), f, indent=1)
