@@ -276,3 +276,18 @@ def write_record(path: str, env: dict, rows: list[dict]) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(dict(environment=env, results=rows), f, indent=1)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Markdown table: one line per (case, backend) that ran, speed-up against eager."""
+    eager = {r["case"]: r["median_ms"] for r in rows if r["backend"] == "reference" and r["status"] == "ok"}
+    lines = ["| case | shape | backend | median ms (p20-p80) | GFLOP/s | GB/s | vs eager |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        shape = ",".join(f"{k}={v}" for k, v in r["shape"].items())
+        speedup = f"{eager[r['case']] / r['median_ms']:.2f}x" if r["case"] in eager else "-"
+        lines.append(f"| {r['case']} | {shape} | {r['backend']} | {r['median_ms']:.3f} "
+                     f"({r['p20_ms']:.3f}-{r['p80_ms']:.3f}) | {r['gflops']:.1f} | {r['gbps']:.2f} | {speedup} |")
+    return "\n".join(lines)

@@ -27,7 +27,7 @@ def _bench(args) -> int:
     for case in tqdm(cases, desc="bench", unit="case", file=sys.stderr, disable=args.quiet):
         rows += bench.run_case(case, args.backends, device, min_time=args.min_time)
     bench.write_record(args.out, env, rows)
-    print(format_table(rows))
+    print(bench.markdown_table(rows))
     skipped = {(r["backend"], r["reason"]) for r in rows if r["status"] == "skipped"}
     for backend, reason in sorted(skipped):
         print(f"not run: {backend}: {reason}")
@@ -36,21 +36,6 @@ def _bench(args) -> int:
         print(f"FAILED: {r['case']} {r['backend']}: {r['status']}: {r['reason']}")
     print(f"wrote {args.out}")
     return 1 if bad else 0
-
-
-def format_table(rows: list[dict]) -> str:
-    """Markdown table: one line per (case, backend) that ran, speed-up against eager."""
-    eager = {r["case"]: r["median_ms"] for r in rows if r["backend"] == "reference" and r["status"] == "ok"}
-    lines = ["| case | shape | backend | median ms (p20-p80) | GFLOP/s | GB/s | vs eager |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        if r["status"] != "ok":
-            continue
-        shape = ",".join(f"{k}={v}" for k, v in r["shape"].items())
-        speedup = f"{eager[r['case']] / r['median_ms']:.2f}x" if r["case"] in eager else "-"
-        lines.append(f"| {r['case']} | {shape} | {r['backend']} | {r['median_ms']:.3f} "
-                     f"({r['p20_ms']:.3f}-{r['p80_ms']:.3f}) | {r['gflops']:.1f} | {r['gbps']:.1f} | {speedup} |")
-    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,77 @@
+"""clarinet bench and the benchmark suites run on the CPU, and refuse to time a wrong answer."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from clarinet import bench, cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_cli_writes_a_record(tmp_path, capsys):
+    out = tmp_path / "rec.json"
+    rc = cli.main(["bench", "--size", "tiny", "--backends", "reference", "triton", "cuda", "--out", str(out),
+                   "--quiet", "--min-time", "0.01", "--device", "cpu"])
+    assert rc == 0
+    rec = json.loads(out.read_text())
+    env = rec["environment"]
+    for key in ("device", "torch", "triton", "clarinet", "commit", "time"):
+        assert env[key]
+    rows = rec["results"]
+    assert {r["op"] for r in rows} == set(bench.OPS)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok and all(r["backend"] == "reference" and r["median_ms"] > 0 and r["p20_ms"] <= r["p80_ms"] for r in ok)
+    skipped = {r["backend"] for r in rows if r["status"] == "skipped"}
+    assert skipped == {"triton", "cuda"}
+    printed = capsys.readouterr().out
+    assert "not run: triton" in printed and "not run: cuda" in printed and "| wavenet_layer[teacher" in printed
+
+
+def test_wrong_answer_is_not_timed(monkeypatch):
+    """A backend whose result disagrees with the reference gets status 'wrong' and no time."""
+    from clarinet.kernels import gaussian_nll as kern
+
+    real = kern.gaussian_nll_fwd
+    monkeypatch.setattr(kern, "gaussian_nll_fwd", lambda *a: real(*a) * 1.01)
+    monkeypatch.setattr(bench, "unavailable", lambda *a: None)  # let the interpreter run here
+    (case,) = bench.cases(ops=("gaussian_nll",), modes=("fwd",), dtype=torch.float32, size="tiny")
+    rows = bench.run_case(case, ["reference", "triton"], torch.device("cpu"), min_time=0.01)
+    by_backend = {r["backend"]: r for r in rows}
+    assert by_backend["reference"]["status"] == "ok"
+    assert by_backend["triton"]["status"] == "wrong" and "median_ms" not in by_backend["triton"]
+
+
+def test_triton_matches_in_bench_harness(monkeypatch):
+    """The harness's own correctness check passes for the real kernels (forward and backward)."""
+    monkeypatch.setattr(bench, "unavailable", lambda *a: None)
+    for case in bench.cases(configs=("student",), dtype=torch.float32, size="tiny"):
+        rows = bench.run_case(case, ["triton"], torch.device("cpu"), min_time=0.0)
+        assert rows[0]["status"] == "ok", rows[0]
+
+
+def test_pytest_benchmark_suites_run(tmp_path):
+    env = dict(os.environ, CLARINET_BENCH_SIZE="tiny")
+    # benchmarks/ is outside testpaths: name its bench_*.py files to run them
+    suites = sorted(f"benchmarks/{f}" for f in os.listdir(os.path.join(ROOT, "benchmarks")) if f.startswith("bench_"))
+    assert len(suites) == len(bench.OPS)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-disable", "-k", "not compile",
+           *suites]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert " passed" in res.stdout
+
+
+def test_readme_results_table_is_current():
+    res = subprocess.run([sys.executable, "benchmarks/make_table.py", "--check"], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("size", list(bench.SIZES))
+def test_case_counts_are_positive(size):
+    for case in bench.cases(size=size):
+        assert case.flops > 0 and case.bytes > 0
