@@ -1,4 +1,4 @@
-"""Stride bookkeeping shared by the elementwise launchers (Triton and CUDA).
+"""Index bookkeeping shared by the launchers (Triton and CUDA): 2-D views, tap offsets.
 
 Elementwise kernels address every input as a 2-D strided view ``(rows, cols)``
 with a row stride and a column stride per tensor, so that slices such as
@@ -58,3 +58,10 @@ def collapse_2d(*tensors: torch.Tensor) -> tuple[list[torch.Tensor], int, int]:
         else:
             views.append(t.contiguous().view(rows, cols))
     return views, rows, cols
+
+
+def tap_offsets(kernel_size: int, dilation: int, causal: bool) -> list[int]:
+    """Time offset of each tap: tap k of output t reads input t + offset[k]."""
+    if causal:
+        return [-(kernel_size - 1 - k) * dilation for k in range(kernel_size)]
+    return [(k - (kernel_size - 1) // 2) * dilation for k in range(kernel_size)]

@@ -42,6 +42,8 @@ import torch
 import triton
 import triton.language as tl
 
+from clarinet._layout import tap_offsets
+
 # Tests set this to True (monkeypatch) so that every output and scratch buffer starts as NaN and an
 # element a kernel forgets to write fails the comparison.
 _POISON = False
@@ -613,13 +615,6 @@ def _wgrad(a, b, *, taps: int = 1, shift0: int = 0, shift_step: int = 0, alpha: 
     return part.sum(0), (pbias.sum(0) if with_bias else None)
 
 
-def _tap_offsets(K: int, dilation: int, causal: bool) -> list[int]:
-    # same as clarinet.ops.wavenet_layer.tap_offsets (not imported: this module must not import the package)
-    if causal:
-        return [-(K - 1 - k) * dilation for k in range(K)]
-    return [(k - (K - 1) // 2) * dilation for k in range(K)]
-
-
 def wavenet_layer_fwd(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond,
                       dilation: int, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused forward. Returns ``(out (B, R, T), skip (B, S, T))``, contiguous, in ``x.dtype``."""
@@ -702,7 +697,7 @@ def wavenet_layer_bwd(grad_out, grad_skip, x, w_dil, b_dil, w_res, b_res, w_skip
     )
 
     # 3) weight and bias gradients
-    offs = _tap_offsets(K, int(dilation), bool(causal))
+    offs = tap_offsets(K, int(dilation), bool(causal))
     dw_dil, db_dil = _wgrad(da, x, taps=K, shift0=offs[0], shift_step=int(dilation), with_bias=True)
     dw_res, db_res = _wgrad(grad_out, z, alpha=SQRT_HALF, with_bias=True)
     dw_skip, db_skip = _wgrad(grad_skip, z, with_bias=True)

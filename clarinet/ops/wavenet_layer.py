@@ -8,16 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import _backend, _checks
+from .._layout import tap_offsets  # noqa: F401  (re-exported)
 from ._register import register_autograd
 
 SQRT_HALF = math.sqrt(0.5)
-
-
-def tap_offsets(kernel_size: int, dilation: int, causal: bool) -> list[int]:
-    """Time offset of each tap: tap k of output t reads input t + offset[k]."""
-    if causal:
-        return [-(kernel_size - 1 - k) * dilation for k in range(kernel_size)]
-    return [(k - (kernel_size - 1) // 2) * dilation for k in range(kernel_size)]
 
 
 def wavenet_layer_ref(
