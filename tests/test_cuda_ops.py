@@ -218,6 +218,12 @@ def gaussian_kl_ref64(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, r
     return _reduce(loss, reduction)
 
 
+def _rounded(ref, dtype):
+    """The float64 reference rounded to the output dtype: no kernel can do better. It matters
+    for float16 gradients of a mean over millions of elements, which are float16 subnormals."""
+    return ref.to(dtype).double()
+
+
 def _ref_grads(ref_fn, inputs, grad, *args):
     leaves = [t.detach().double().requires_grad_(True) for t in inputs]
     out = ref_fn(*leaves, *args)
@@ -314,7 +320,7 @@ def check_gaussian_nll(ops, layout, shape, dtype, reduction, device):
     refs = _ref_grads(gaussian_nll_ref64, [x, mean, log_scale], grad, log_scale_min, reduction)
     for name, got, want, inp in zip(("dx", "dmean", "dlog_scale"), grads, refs, (x, mean, log_scale)):
         assert got.shape == inp.shape and got.dtype == inp.dtype and got.is_contiguous(), name
-        assert_close(got, want, dtype, f"nll bwd {reduction} {name}")
+        assert_close(got, _rounded(want, got.dtype), dtype, f"nll bwd {reduction} {name}")
 
 
 @pytest.mark.gpu
@@ -359,7 +365,7 @@ def check_gaussian_kl(ops, layout, shape, dtype, reduction, device, extreme=Fals
     names = ("dmean_q", "dlog_scale_q", "dmean_p", "dlog_scale_p")
     for name, got, want, inp in zip(names, grads, refs, (mq, lq, mp, lp)):
         assert got.shape == inp.shape and got.dtype == inp.dtype and got.is_contiguous(), name
-        assert_close(got, want, dtype, f"kl bwd {reduction} {name}")
+        assert_close(got, _rounded(want, got.dtype), dtype, f"kl bwd {reduction} {name}")
 
 
 @pytest.mark.gpu
