@@ -12,7 +12,8 @@ Environment variables read at build time:
   CLARINET_CUDA_ARCH_LIST  semicolon-separated targets, e.g. "90a;90+PTX;100a".
                            Default "90a;90+PTX" (sm_90a machine code plus
                            compute_90 PTX that later GPUs can JIT).
-  CUDA_HOME                CUDA toolkit root (default: from nvcc's location).
+  CUDA_HOME                CUDA toolkit root (default: the folder above nvcc, else
+                           /usr/local/cuda).
 """
 from __future__ import annotations
 
@@ -30,11 +31,33 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_ARCH_LIST = "90a;90+PTX"
 
 
+_CUDART = "libcudart_static.a"
+_LIB_SUBDIRS = ("lib64", "lib", "targets/x86_64-linux/lib", "targets/sbsa-linux/lib")
+
+
 def _find_nvcc() -> str | None:
     cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
     if cuda_home and (Path(cuda_home) / "bin" / "nvcc").exists():
         return str(Path(cuda_home) / "bin" / "nvcc")
     return shutil.which("nvcc")
+
+
+def _cuda_root(nvcc: str) -> Path:
+    """The toolkit root: CUDA_HOME, else the folder above nvcc (links resolved), else /usr/local/cuda.
+
+    ``nvcc`` on PATH may be a wrapper script outside the toolkit, so a candidate
+    counts only if it holds the runtime headers and the static runtime library.
+    """
+    env = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(nvcc).resolve().parent.parent, Path(nvcc).parent.parent, Path("/usr/local/cuda")]
+    for root in candidates:
+        if (root / "include" / "cuda_runtime.h").exists() and any((root / d / _CUDART).exists() for d in _LIB_SUBDIRS):
+            return root
+    raise RuntimeError(
+        f"nvcc was found ({nvcc}) but no CUDA toolkit root with include/cuda_runtime.h and {_CUDART} among "
+        f"{[str(c) for c in candidates]}: set CUDA_HOME, or CLARINET_BUILD_CUDA=0 to build without CUDA"
+    )
 
 
 def _gencode_flags(arch_list: str) -> list[str]:
@@ -96,8 +119,8 @@ def _extensions() -> list:
             raise RuntimeError("CLARINET_BUILD_CUDA=1 but nvcc was not found (set CUDA_HOME or put nvcc on PATH)")
         print("clarinet: nvcc not found, building without the CUDA extension", file=sys.stderr)
         return exts
-    cuda_home = Path(os.environ.get("CUDA_HOME") or Path(nvcc).resolve().parent.parent)
-    lib_dirs = [d for d in (cuda_home / "lib64", cuda_home / "lib", cuda_home / "targets" / "x86_64-linux" / "lib") if d.exists()]
+    cuda_home = _cuda_root(nvcc)
+    lib_dirs = [cuda_home / d for d in _LIB_SUBDIRS if (cuda_home / d / _CUDART).exists()]
     cuda_dir = ROOT / "csrc" / "cuda"
     sources = sorted(str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cpp")) + sorted(
         str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cu")
