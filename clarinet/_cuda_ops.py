@@ -182,36 +182,6 @@ def pack_wavenet_weights(w_dil, b_dil, w_res, b_res, w_skip, b_skip, w_cond=None
     return w1, b1, w2, b2
 
 
-def _check_layer_shapes(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond, dilation, causal):
-    if x.dim() != 3 or w_dil.dim() != 3:
-        raise ValueError(f"wavenet_layer: x must be (B, R, T) and w_dil (G, R, K), got {tuple(x.shape)}, "
-                         f"{tuple(w_dil.shape)}")
-    B, R, T = x.shape
-    G, R_w, K = w_dil.shape
-    if R_w != R or G % 2 or G == 0:
-        raise ValueError(f"wavenet_layer: w_dil must be (G, {R}, K) with G even, got {tuple(w_dil.shape)}")
-    G2 = G // 2
-    S = w_skip.shape[0] if w_skip.dim() == 2 else -1
-    expected = {"b_dil": (b_dil, (G,)), "w_res": (w_res, (R, G2)), "b_res": (b_res, (R,)),
-                "w_skip": (w_skip, (S, G2)), "b_skip": (b_skip, (S,))}
-    for name, (t, shape) in expected.items():
-        if tuple(t.shape) != shape:
-            raise ValueError(f"wavenet_layer: {name} must have shape {shape}, got {tuple(t.shape)}")
-    if (h is None) != (w_cond is None):
-        raise ValueError("wavenet_layer: h and w_cond must be given together")
-    if h is not None:
-        if h.dim() != 3 or h.shape[0] != B or h.shape[2] != T or w_cond.shape != (G, h.shape[1]):
-            raise ValueError(f"wavenet_layer: h must be (B, C, T) = ({B}, C, {T}) and w_cond (G, C) = ({G}, C), "
-                             f"got {tuple(h.shape)}, {tuple(w_cond.shape)}")
-    if int(dilation) < 1:
-        raise ValueError(f"wavenet_layer: dilation must be positive, got {dilation}")
-    if not causal and K % 2 == 0:
-        raise ValueError(f"wavenet_layer: a non-causal layer needs an odd kernel size, got {K}")
-    tensors = [x, w_dil, b_dil, w_res, b_res, w_skip, b_skip] + ([h, w_cond] if h is not None else [])
-    if any(t.dtype != x.dtype or t.device != x.device for t in tensors):
-        raise ValueError("wavenet_layer: all tensors must share x's dtype and device")
-
-
 def wavenet_layer_fwd(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond, dilation: int,
                       causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused WaveNet residual layer, inference forward: ``(out, skip)`` in x.dtype, contiguous.
@@ -220,7 +190,6 @@ def wavenet_layer_fwd(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond, 
     b_skip (S,), h (B, C, T) and w_cond (G, C) optional (both or neither). Equivalent to
     ``clarinet.ops.wavenet_layer.wavenet_layer_ref``.
     """
-    _check_layer_shapes(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond, dilation, causal)
     dev = _device_index(x)
     B, R, T = x.shape
     G, _, K = w_dil.shape
