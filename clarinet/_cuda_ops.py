@@ -15,11 +15,8 @@ from __future__ import annotations
 import torch
 
 from clarinet import _cuda  # ImportError when the CUDA extension is absent
+from clarinet._alloc import empty as _empty
 from clarinet._layout import collapse_2d
-
-# Tests set this to True: outputs (and reduction workspaces) are then filled with NaN
-# before the kernels run, so an element a kernel fails to write shows up.
-_POISON = False
 
 _DTYPE_CODES = {torch.float32: _cuda.DTYPE_FLOAT32, torch.float16: _cuda.DTYPE_FLOAT16, torch.bfloat16: _cuda.DTYPE_BFLOAT16}
 _REDUCTION_CODES = {"none": _cuda.REDUCTION_NONE, "sum": _cuda.REDUCTION_SUM, "mean": _cuda.REDUCTION_MEAN}
@@ -47,12 +44,6 @@ def _device_index(t: torch.Tensor) -> int:
 
 def _stream(device: int) -> int:
     return torch.cuda.current_stream(device).cuda_stream
-
-
-def _empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    if _POISON:
-        return torch.full(shape, float("nan"), dtype=dtype, device=device)
-    return torch.empty(shape, dtype=dtype, device=device)
 
 
 def _view(t: torch.Tensor) -> tuple[int, int, int]:

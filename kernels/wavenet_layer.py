@@ -42,11 +42,8 @@ import torch
 import triton
 import triton.language as tl
 
+from clarinet._alloc import empty as _alloc
 from clarinet._layout import tap_offsets
-
-# Tests set this to True (monkeypatch) so that every output and scratch buffer starts as NaN and an
-# element a kernel forgets to write fails the comparison.
-_POISON = False
 
 _SQRT_HALF = tl.constexpr(0.7071067811865476)  # sqrt(0.5), used inside kernels
 SQRT_HALF = math.sqrt(0.5)
@@ -554,12 +551,6 @@ def _wgrad_kernel(
 # ----------------------------------------------------------------------------------------------
 # launchers
 # ----------------------------------------------------------------------------------------------
-
-
-def _alloc(shape, dtype, device) -> torch.Tensor:
-    if _POISON:
-        return torch.full(shape, float("nan"), dtype=dtype, device=device)
-    return torch.empty(shape, dtype=dtype, device=device)
 
 
 def _pad(n: int) -> int:

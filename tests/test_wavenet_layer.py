@@ -2,15 +2,12 @@
 
 Forward and every gradient are compared on fresh random inputs; the same random upstream gradients go
 to autograd on the reference and to ``wavenet_layer_bwd``. Outputs and scratch are poisoned with NaN
-(``_POISON``) so an element a kernel never writes fails the comparison. Under the Triton interpreter
+(``clarinet._alloc.POISON``) so an element a kernel never writes fails the comparison. Under the Triton interpreter
 (no GPU) shapes are kept small; larger shapes and bfloat16 are GPU-only (``gpu`` marker).
 """
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import pathlib
-import sys
 
 import pytest
 import torch
@@ -18,32 +15,15 @@ import torch
 pytest.importorskip("triton")
 
 from _tolerances import assert_close  # noqa: E402
+from clarinet import _alloc  # noqa: E402
 from clarinet.ops.wavenet_layer import tap_offsets, wavenet_layer_ref  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _load_kernels():
-    # installed as clarinet.kernels; from a source checkout without an install, load the file itself
-    try:
-        return importlib.import_module("clarinet.kernels.wavenet_layer")
-    except ImportError:
-        name = "_clarinet_kernels_wavenet_layer"
-        if name in sys.modules:
-            return sys.modules[name]
-        spec = importlib.util.spec_from_file_location(name, ROOT / "kernels" / "wavenet_layer.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-        return mod
-
-
-KW = _load_kernels()
+KW = importlib.import_module("clarinet.kernels.wavenet_layer")
 
 
 @pytest.fixture(autouse=True)
 def _poison(monkeypatch):
-    monkeypatch.setattr(KW, "_POISON", True)
+    monkeypatch.setattr(_alloc, "POISON", True)
 
 
 def _randn(shape, *, scale=1.0, strided=False, dtype=torch.float32, device="cpu"):
