@@ -1,0 +1,1 @@
+"""clarinet.models: the vocoders (Gaussian WaveNet teacher, Gaussian IAF student)."""
