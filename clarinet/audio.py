@@ -128,7 +128,8 @@ def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=16)
 def _mel_filterbank_cached(cfg: AudioConfig) -> torch.Tensor:
     n_freqs = cfg.n_freqs
-    fft_freqs = torch.linspace(0.0, cfg.sample_rate / 2, n_freqs, dtype=torch.float64)
+    # bin k is at k * sample_rate / n_fft (also right for odd n_fft, where the last bin < Nyquist)
+    fft_freqs = torch.arange(n_freqs, dtype=torch.float64) * (cfg.sample_rate / cfg.n_fft)
     mel_edges = torch.linspace(
         float(hz_to_mel(torch.tensor(cfg.fmin))), float(hz_to_mel(torch.tensor(cfg.max_frequency))),
         cfg.n_mels + 2, dtype=torch.float64)
