@@ -1,0 +1,463 @@
+"""The Gaussian autoregressive WaveNet (ClariNet's teacher) and its building blocks.
+
+- :class:`ConditionUpsampler`: log-mel frames -> sample-rate conditioning (two transposed 2-D convs).
+- :class:`WaveNetStack`: 1x1 input conv, a stack of fused residual layers (every layer is one
+  :func:`clarinet.ops.wavenet_layer` call), summed skips, ReLU-1x1-ReLU-1x1 head. Shared by the
+  teacher and by each flow of the student (:mod:`clarinet.models.iaf`).
+- :class:`GaussianWaveNet`: the teacher. ``forward`` (parallel over time, teacher forcing) gives the
+  mean and log-scale of one Gaussian per sample; ``generate`` is the reference incremental sampler
+  (plain torch ops, one sample at a time, O(layers) work per sample).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..ops import wavenet_layer
+
+__all__ = ["ConditionUpsampler", "WaveNetLayer", "WaveNetStack", "GaussianWaveNet", "TEACHER_PRESETS"]
+
+SQRT_HALF = math.sqrt(0.5)
+
+#: Presets of ``shared/PERF.md`` (the names benchmarks use).
+TEACHER_PRESETS = {
+    "teacher": dict(layers=20, cycle=10, residual_channels=128, gate_channels=256, skip_channels=128,
+                    kernel_size=2, n_mels=80, upsample_strides=(15, 20)),
+    "teacher-small": dict(layers=20, cycle=10, residual_channels=64, gate_channels=128, skip_channels=128,
+                          kernel_size=2, n_mels=80, upsample_strides=(15, 20)),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# argument checks (each error names the argument)
+
+def _positive_int(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+    return v
+
+
+def _strides(name: str, v) -> tuple[int, ...]:
+    try:
+        strides = tuple(v)
+    except TypeError:
+        raise ValueError(f"{name}: expected a sequence of ints >= 1, got {v!r}") from None
+    if not strides:
+        raise ValueError(f"{name}: expected at least one stride, got {v!r}")
+    for s in strides:
+        _positive_int(name, s)
+    return strides
+
+
+def _float_tensor(name: str, t, ndim: int) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if not t.dtype.is_floating_point:
+        raise TypeError(f"{name}: expected a floating-point tensor, got {t.dtype}")
+    if t.dim() != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D tensor, got shape {tuple(t.shape)}")
+    return t
+
+
+def _check_like_params(name: str, t: torch.Tensor, module: nn.Module) -> None:
+    p = next(module.parameters())
+    if t.dtype != p.dtype:
+        raise TypeError(f"{name}: expected dtype {p.dtype} (the model's parameters), got {t.dtype}; "
+                        f"convert the input or the model (model.to({t.dtype}))")
+    if t.device != p.device:
+        raise ValueError(f"{name}: expected device {p.device} (the model's parameters), got {t.device}")
+
+
+def check_audio_and_mel(module: nn.Module, x: torch.Tensor, mel: torch.Tensor, n_mels: int, hop: int,
+                        x_name: str = "x") -> tuple[int, int]:
+    """``x`` (B, T) and ``mel`` (B, n_mels, T / hop) agree with each other and the model; returns (B, T)."""
+    _float_tensor(x_name, x, 2)
+    check_mel(module, mel, n_mels)
+    B, T = x.shape
+    if mel.shape[0] != B:
+        raise ValueError(f"mel: batch size {mel.shape[0]} does not match {x_name}'s {B}")
+    if mel.shape[2] * hop != T:
+        raise ValueError(f"mel: {mel.shape[2]} frames x hop {hop} = {mel.shape[2] * hop} samples, "
+                         f"but {x_name} has T = {T} (need T = frames * hop)")
+    _check_like_params(x_name, x, module)
+    return B, T
+
+
+def check_mel(module: nn.Module, mel: torch.Tensor, n_mels: int) -> None:
+    _float_tensor("mel", mel, 3)
+    if mel.shape[1] != n_mels:
+        raise ValueError(f"mel: expected {n_mels} mel bands (shape (B, {n_mels}, frames)), got shape {tuple(mel.shape)}")
+    _check_like_params("mel", mel, module)
+
+
+def shift_right(x: torch.Tensor) -> torch.Tensor:
+    """``(B, T) -> (B, T)``: ``out[:, t] = x[:, t-1]``, ``out[:, 0] = 0`` (so output t sees only x_<t)."""
+    return F.pad(x, (1, 0))[..., : x.shape[-1]]
+
+
+# ----------------------------------------------------------------------------------------------
+
+class ConditionUpsampler(nn.Module):
+    """Log-mel frames ``(B, n_mels, F)`` -> conditioning at the sample rate ``(B, n_mels, F * prod(strides))``.
+
+    The frames are a 1-channel image ``(B, 1, n_mels, F)``. Each stage is a transposed 2-D convolution
+    with kernel ``(3, 2 * stride)`` (3 bands, twice the stride in time), stride ``(1, stride)`` and
+    band padding 1, followed by leaky ReLU (slope 0.4). Input column ``j``'s filter covers output
+    columns ``[(j - 1) * stride, (j + 1) * stride)``, centred on ``j * stride``; the output keeps
+    exactly columns ``[0, F * stride)``. The columns after the last input column's centre would be
+    half covered, so each stage first repeats its last input column once (its contribution to the
+    kept columns is the missing right-hand neighbour's). With the default strides (15, 20) frame ``j``
+    reaches samples ``[300 j - 320, 300 j + 300)`` (clipped to ``[0, T)``), centred on
+    ``300 j - 10.5`` (each even-length filter is centred half a column early), i.e. near the sample
+    ``300 j`` on which :func:`clarinet.audio.log_mel` centres frame ``j``'s STFT window.
+
+    Initialisation: linear interpolation in time (a triangular filter whose overlapping copies sum
+    to 1) and the identity across bands, bias 0, so a constant positive mel gives the same constant
+    at every sample; training moves it from there.
+    """
+
+    def __init__(self, n_mels: int = 80, strides: Sequence[int] = (15, 20)):
+        super().__init__()
+        self.n_mels = _positive_int("n_mels", n_mels)
+        self.strides = _strides("strides", strides)
+        self.convs = nn.ModuleList(
+            nn.ConvTranspose2d(1, 1, kernel_size=(3, 2 * s), stride=(1, s), padding=(1, 0)) for s in self.strides)
+        self.reset_parameters()
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.strides)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            for s, conv in zip(self.strides, self.convs):
+                k = torch.arange(2 * s, dtype=torch.float64)
+                tri = 1.0 - (k - (s - 0.5)).abs() / s  # tri[k] + tri[k + s] == 1 for k < s
+                w = torch.zeros(3, 2 * s, dtype=torch.float64)
+                w[1] = tri
+                conv.weight.copy_(w[None, None])
+                conv.bias.zero_()
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        _float_tensor("mel", mel, 3)
+        if mel.shape[1] != self.n_mels:
+            raise ValueError(f"mel: expected {self.n_mels} mel bands, got shape {tuple(mel.shape)}")
+        y = mel.unsqueeze(1)
+        for s, conv in zip(self.strides, self.convs):
+            frames = y.shape[-1]
+            y = torch.cat([y, y[..., -1:]], dim=-1)  # repeat the last column: full coverage at the end
+            y = conv(y)[..., s: s + frames * s]
+            y = F.leaky_relu(y, 0.4)
+        return y.squeeze(1)
+
+
+class WaveNetLayer(nn.Module):
+    """Parameters of one fused residual layer, in exactly :func:`clarinet.ops.wavenet_layer`'s shapes.
+
+    ``w_dil (G, R, K)``, ``b_dil (G,)``, ``w_res (R, G/2)``, ``b_res (R,)``, ``w_skip (S, G/2)``,
+    ``b_skip (S,)``, ``w_cond (G, C)``. Weights are normal with fan-in scaling (std 1/sqrt(fan_in)),
+    biases zero.
+    """
+
+    def __init__(self, residual_channels: int, gate_channels: int, skip_channels: int, kernel_size: int,
+                 cond_channels: int, dilation: int):
+        super().__init__()
+        R, G, S, K, C = residual_channels, gate_channels, skip_channels, kernel_size, cond_channels
+        self.dilation = dilation
+        self.w_dil = nn.Parameter(torch.empty(G, R, K))
+        self.b_dil = nn.Parameter(torch.empty(G))
+        self.w_res = nn.Parameter(torch.empty(R, G // 2))
+        self.b_res = nn.Parameter(torch.empty(R))
+        self.w_skip = nn.Parameter(torch.empty(S, G // 2))
+        self.b_skip = nn.Parameter(torch.empty(S))
+        self.w_cond = nn.Parameter(torch.empty(G, C))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        G, R, K = self.w_dil.shape
+        with torch.no_grad():
+            self.w_dil.normal_(0.0, (R * K) ** -0.5)
+            self.w_res.normal_(0.0, (G // 2) ** -0.5)
+            self.w_skip.normal_(0.0, (G // 2) ** -0.5)
+            self.w_cond.normal_(0.0, self.w_cond.shape[1] ** -0.5)
+            for b in (self.b_dil, self.b_res, self.b_skip):
+                b.zero_()
+
+    def extra_repr(self) -> str:
+        G, R, K = self.w_dil.shape
+        return f"R={R}, G={G}, S={self.w_skip.shape[0]}, K={K}, C={self.w_cond.shape[1]}, dilation={self.dilation}"
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+        return wavenet_layer(x, self.w_dil, self.b_dil, self.w_res, self.b_res, self.w_skip, self.b_skip,
+                             dilation=self.dilation, h=h, w_cond=self.w_cond, causal=True, backend=backend)
+
+
+class WaveNetStack(nn.Module):
+    """A causal WaveNet: ``(B, in_channels, T)``, conditioning ``(B, C, T)`` -> ``(B, out_channels, T)``.
+
+    1x1 input conv -> ``layers`` residual layers with dilations ``1, 2, ..., 2**(cycle-1)`` repeated ->
+    sum of the skips times ``sqrt(1/layers)`` -> ReLU -> 1x1 (S->S) -> ReLU -> 1x1 (S->out).
+    Output ``t`` depends on inputs ``<= t`` only (shift the input to make it strictly causal).
+    ``output_init_scale`` scales the last 1x1's initial weights (the IAF uses a small value so that
+    its flows start near the identity).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, layers: int, cycle: int, residual_channels: int,
+                 gate_channels: int, skip_channels: int, kernel_size: int, cond_channels: int,
+                 backend: str = "auto", output_init_scale: float = 1.0):
+        super().__init__()
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("layers", layers),
+                        ("cycle", cycle), ("residual_channels", residual_channels),
+                        ("gate_channels", gate_channels), ("skip_channels", skip_channels),
+                        ("kernel_size", kernel_size), ("cond_channels", cond_channels)):
+            _positive_int(name, v)
+        if gate_channels % 2:
+            raise ValueError(f"gate_channels: expected an even number (tanh and sigmoid halves), got {gate_channels}")
+        R, S = residual_channels, skip_channels
+        self.backend = backend
+        self.output_init_scale = float(output_init_scale)
+        self.w_in = nn.Parameter(torch.empty(R, in_channels))
+        self.b_in = nn.Parameter(torch.empty(R))
+        self.layers = nn.ModuleList(
+            WaveNetLayer(R, gate_channels, S, kernel_size, cond_channels, 2 ** (i % cycle)) for i in range(layers))
+        self.w_out1 = nn.Parameter(torch.empty(S, S))
+        self.b_out1 = nn.Parameter(torch.empty(S))
+        self.w_out2 = nn.Parameter(torch.empty(out_channels, S))
+        self.b_out2 = nn.Parameter(torch.empty(out_channels))
+        self.reset_parameters(layers_too=False)
+
+    def reset_parameters(self, layers_too: bool = True) -> None:
+        S = self.w_out1.shape[0]
+        with torch.no_grad():
+            self.w_in.normal_(0.0, self.w_in.shape[1] ** -0.5)
+            self.w_out1.normal_(0.0, S ** -0.5)
+            self.w_out2.normal_(0.0, self.output_init_scale * S ** -0.5)
+            for b in (self.b_in, self.b_out1, self.b_out2):
+                b.zero_()
+        if layers_too:
+            for layer in self.layers:
+                layer.reset_parameters()
+
+    @property
+    def dilations(self) -> list[int]:
+        return [layer.dilation for layer in self.layers]
+
+    @property
+    def receptive_field(self) -> int:
+        """Number of input samples output ``t`` can see (``t`` itself included)."""
+        K = self.layers[0].w_dil.shape[-1]
+        return 1 + (K - 1) * sum(self.dilations)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        x = F.conv1d(x, self.w_in[:, :, None], self.b_in)
+        skips = None
+        for layer in self.layers:
+            x, skip = layer(x, h, self.backend)
+            skips = skip if skips is None else skips + skip
+        y = torch.relu(skips * math.sqrt(1.0 / len(self.layers)))
+        y = torch.relu(F.conv1d(y, self.w_out1[:, :, None], self.b_out1))
+        return F.conv1d(y, self.w_out2[:, :, None], self.b_out2)
+
+
+class _StackStepper:
+    """One-sample-at-a-time evaluation of a :class:`WaveNetStack` (the reference incremental sampler).
+
+    Each layer keeps a ring buffer ``(B, (K-1)*d, R)`` of its last ``(K-1)*d`` inputs; tap ``k`` of
+    step ``t`` reads the input of step ``t - (K-1-k)*d``, the ring slot ``(t - (K-1-k)*d) % L``. Work
+    per sample: a few small matrix products per layer, no recomputation over the past. The
+    conditioning projections ``w_cond @ h + b_dil`` are computed for a chunk of steps at a time
+    (one batched product instead of one per step, memory bounded by the chunk).
+    """
+
+    def __init__(self, stack: WaveNetStack, batch: int):
+        self.stack = stack
+        p = stack.w_in
+        self.n_layers = len(stack.layers)
+        self.layers = []
+        for layer in stack.layers:
+            G, R, K = layer.w_dil.shape
+            d = layer.dilation
+            L = (K - 1) * d
+            self.layers.append(dict(
+                d=d, K=K, R=R, G2=G // 2, L=L,
+                w_dil=layer.w_dil.detach().permute(2, 1, 0).reshape(K * R, G),   # [k*R + r, g] = w_dil[g, r, k]
+                w_cond=layer.w_cond.detach(), b_dil=layer.b_dil.detach(),
+                w_rs=torch.cat([layer.w_res, layer.w_skip]).detach().t().contiguous(),   # (G/2, R + S)
+                b_rs=torch.cat([layer.b_res, layer.b_skip]).detach(),
+                buf=p.new_zeros(batch, L, R) if L else None,
+            ))
+        self.skip_scale = math.sqrt(1.0 / self.n_layers)
+        self.cond = None
+
+    def condition(self, h_chunk: torch.Tensor) -> None:
+        """Project the conditioning ``(B, C, n)`` of the next ``n`` steps for every layer: ``(n, B, G)``."""
+        self.cond = [torch.einsum("gc,bcn->nbg", ly["w_cond"], h_chunk) + ly["b_dil"] for ly in self.layers]
+
+    def step(self, inp: torch.Tensor, t: int, i: int) -> torch.Tensor:
+        """Input ``(B, in_channels)`` at step ``t`` (row ``i`` of the current conditioning chunk) -> ``(B, out)``."""
+        s = self.stack
+        x = F.linear(inp, s.w_in, s.b_in)
+        skips = None
+        for ly, cond in zip(self.layers, self.cond):
+            K, L, d, R = ly["K"], ly["L"], ly["d"], ly["R"]
+            if L:
+                buf = ly["buf"]
+                taps = [buf[:, (t - (K - 1 - k) * d) % L] for k in range(K - 1)] + [x]
+                xcat = torch.cat(taps, dim=1)
+            else:
+                xcat = x
+            a = torch.addmm(cond[i], xcat, ly["w_dil"])
+            G2 = ly["G2"]
+            z = torch.tanh(a[:, :G2]) * torch.sigmoid(a[:, G2:])
+            rs = torch.addmm(ly["b_rs"], z, ly["w_rs"])
+            if L:
+                buf[:, t % L] = x  # the slot tap 0 just read (input of step t - L) now holds step t's
+            x = (x + rs[:, :R]) * SQRT_HALF
+            skips = rs[:, R:] if skips is None else skips + rs[:, R:]
+        y = torch.relu(skips * self.skip_scale)
+        y = torch.relu(F.linear(y, s.w_out1, s.b_out1))
+        return F.linear(y, s.w_out2, s.b_out2)
+
+
+# ----------------------------------------------------------------------------------------------
+
+class _PresetMixin:
+    PRESETS: dict = {}
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides):
+        """Build a preset of ``shared/PERF.md``; keyword ``overrides`` replace preset values."""
+        if name not in cls.PRESETS:
+            raise ValueError(f"name: unknown preset {name!r}; presets: {sorted(cls.PRESETS)}")
+        return cls(**{**cls.PRESETS[name], **overrides})
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """Rebuild a model from its ``.config`` (e.g. stored in a checkpoint)."""
+        return cls(**config)
+
+    @property
+    def backend(self) -> str:
+        return self.config["backend"]
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self.config["backend"] = value
+        for m in self.modules():
+            if isinstance(m, WaveNetStack):
+                m.backend = value
+
+    @property
+    def hop_length(self) -> int:
+        return self.upsampler.hop_length
+
+
+class GaussianWaveNet(_PresetMixin, nn.Module):
+    """ClariNet's teacher: an autoregressive WaveNet with a single-Gaussian output per sample.
+
+    ``forward(x, mel) -> (mean, log_scale)``: ``x`` ``(B, T)`` audio, ``mel`` ``(B, n_mels, T / hop)``
+    log-mel frames (``hop = prod(upsample_strides)``, 300 by default); outputs ``(B, T)``. The stack's
+    input is ``x`` shifted right by one sample (zero first), so ``mean[:, t]`` and ``log_scale[:, t]``
+    depend on ``x[:, :t]`` only and model ``x[:, t]``. Train with
+    :func:`clarinet.losses.teacher_loss`.
+
+    Every residual layer is one :func:`clarinet.ops.wavenet_layer` call with the model's ``backend``
+    (``"auto"``, ``"reference"``, ``"triton"``, ``"cuda"``; settable: ``model.backend = "triton"``).
+    ``config`` holds the constructor's arguments (``GaussianWaveNet(**model.config)`` rebuilds it).
+    Presets: :meth:`from_preset` ``("teacher", "teacher-small")``.
+    """
+
+    PRESETS = TEACHER_PRESETS
+
+    def __init__(self, layers: int = 20, cycle: int = 10, residual_channels: int = 128, gate_channels: int = 256,
+                 skip_channels: int = 128, kernel_size: int = 2, n_mels: int = 80,
+                 upsample_strides: Sequence[int] = (15, 20), backend: str = "auto"):
+        super().__init__()
+        upsample_strides = _strides("upsample_strides", upsample_strides)
+        self.config = dict(layers=layers, cycle=cycle, residual_channels=residual_channels,
+                           gate_channels=gate_channels, skip_channels=skip_channels, kernel_size=kernel_size,
+                           n_mels=n_mels, upsample_strides=upsample_strides, backend=backend)
+        self.n_mels = _positive_int("n_mels", n_mels)
+        self.upsampler = ConditionUpsampler(n_mels, upsample_strides)
+        self.wavenet = WaveNetStack(1, 2, layers, cycle, residual_channels, gate_channels, skip_channels,
+                                    kernel_size, n_mels, backend=backend)
+
+    @property
+    def receptive_field(self) -> int:
+        """Past samples ``mean[:, t]`` can see: ``x[:, t - receptive_field : t]``."""
+        return self.wavenet.receptive_field
+
+    def forward(self, x: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_audio_and_mel(self, x, mel, self.n_mels, self.hop_length)
+        h = self.upsampler(mel)
+        y = self.wavenet(shift_right(x)[:, None], h)
+        return y[:, 0], y[:, 1]
+
+    # -- reference incremental sampler ------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
+                 progress: bool = True, *, log_scale_min: float = -9.0, chunk: int = 1024) -> torch.Tensor:
+        """Sample audio ``(B, T = frames * hop)`` one sample at a time (the reference sampler).
+
+        ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) * temperature * noise_t`` with
+        ``(mean_t, log_scale_t)`` computed from the samples drawn so far; ``noise`` ``(B, T)``
+        defaults to ``torch.randn`` (from the global generator). Per-layer ring buffers hold the
+        past layer inputs at each dilation, so each sample costs O(layers) small products; the
+        mel is upsampled once. Plain torch ops (no fused backend). ``progress``: a tqdm bar.
+        """
+        check_mel(self, mel, self.n_mels)
+        B, T = mel.shape[0], mel.shape[2] * self.hop_length
+        if noise is None:
+            noise = torch.randn(B, T, dtype=mel.dtype, device=mel.device)
+        else:
+            _float_tensor("noise", noise, 2)
+            if tuple(noise.shape) != (B, T):
+                raise ValueError(f"noise: expected shape ({B}, {T}) (batch, frames * hop), got {tuple(noise.shape)}")
+            _check_like_params("noise", noise, self)
+        temperature = float(temperature)
+        x, _, _ = self._incremental(mel, None, noise, temperature, progress, log_scale_min, chunk)
+        return x
+
+    @torch.no_grad()
+    def incremental_forward(self, x: torch.Tensor, mel: torch.Tensor, progress: bool = False, *,
+                            chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced run of the incremental sampler: ``(mean, log_scale)``, each ``(B, T)``.
+
+        Step ``t`` is fed ``x[:, t-1]`` instead of a sample, so the result equals :meth:`forward`
+        (up to float rounding); it checks the sampler's bookkeeping.
+        """
+        check_audio_and_mel(self, x, mel, self.n_mels, self.hop_length)
+        _, mean, log_scale = self._incremental(mel, x, None, 1.0, progress, -9.0, chunk)
+        return mean, log_scale
+
+    def _incremental(self, mel, audio, noise, temperature, progress, log_scale_min, chunk):
+        from tqdm.auto import tqdm
+
+        _positive_int("chunk", chunk)
+        h = self.upsampler(mel)
+        B, T = h.shape[0], h.shape[2]
+        stepper = _StackStepper(self.wavenet, B)
+        out = h.new_zeros(B, T)
+        mean = h.new_zeros(B, T)
+        log_scale = h.new_zeros(B, T)
+        prev = h.new_zeros(B, 1)
+        c0 = 0
+        for t in tqdm(range(T), disable=not progress, desc="generate", unit="sample", leave=False):
+            if t % chunk == 0:
+                c0 = t
+                stepper.condition(h[:, :, t: t + chunk])
+            y = stepper.step(prev, t, t - c0)
+            m, s = y[:, 0], y[:, 1]
+            mean[:, t] = m
+            log_scale[:, t] = s
+            if audio is None:
+                xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, t])
+            else:
+                xt = audio[:, t]
+            out[:, t] = xt
+            prev = xt[:, None]
+        return out, mean, log_scale
