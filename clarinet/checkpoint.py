@@ -158,24 +158,37 @@ def _version() -> str:
     return __version__
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
+def load_checkpoint(path, map_location="cpu", *, verify: bool = True) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` (``torch.load(weights_only=True)``).
 
     Raises FileNotFoundError for a missing file and ValueError (naming the file) for one that is
-    truncated, corrupt, or not a clarinet checkpoint.
+    truncated, corrupt, or not a clarinet checkpoint. ``verify``: check every record's CRC-32 first
+    (one extra read of the file; ``torch.load`` itself would load damaged tensor bytes silently).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist" if not path.exists()
                                 else f"checkpoint {str(path)!r} is not a file")
+    if not zipfile.is_zipfile(path):  # save_checkpoint always writes torch's zip format
+        raise ValueError(f"checkpoint {str(path)!r} is corrupt or truncated, or not a checkpoint "
+                         "(not a complete torch zip archive)")
+    if verify:
+        # torch.load does not check the archive's CRC-32s: flipped bytes in a tensor would load silently
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise ValueError(f"checkpoint {str(path)!r} is corrupt ({type(e).__name__}: {e})") from e
+        if bad is not None:
+            raise ValueError(f"checkpoint {str(path)!r} is corrupt: record {bad!r} fails its CRC-32 check")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights_only" not in str(e).lower() and "Unsupported global" not in str(e):
-            raise ValueError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(e).__name__}: {e})") from e
-        first = next((line.strip() for line in str(e).splitlines() if "Unsupported global" in line), str(e)[:200])
+        line = next((x.strip() for x in str(e).splitlines() if "Unsupported global" in x), None)
+        if line is None:
+            raise ValueError(f"checkpoint {str(path)!r} is corrupt ({type(e).__name__}: {e})") from e
         raise ValueError(f"{str(path)!r} holds Python objects that a weights-only load refuses, so it was not "
-                         f"written by clarinet.checkpoint.save_checkpoint ({first})") from e
+                         f"written by clarinet.checkpoint.save_checkpoint ({line})") from e
     except Exception as e:  # zip errors, EOF, bad records: all mean the file is unusable
         raise ValueError(f"checkpoint {str(path)!r} is corrupt or truncated, or not a checkpoint "
                          f"({type(e).__name__}: {e})") from e

@@ -1,5 +1,6 @@
 """clarinet.checkpoint: atomic writes, weights-only loads, models rebuilt from their config, clear errors."""
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -162,6 +163,17 @@ def test_missing_and_corrupt_files(tmp_path):
     for bad in (truncated, garbage, empty):
         with pytest.raises(ValueError, match=bad.name):
             ck.load_checkpoint(bad)
+
+    # flipped bytes inside a tensor's record: torch.load would not notice, the CRC check does
+    flipped = bytearray(data)
+    with zipfile.ZipFile(good) as z:
+        info = next(i for i in z.infolist() if "/data/" in i.filename and i.file_size >= 16)
+    name_len, extra_len = struct.unpack("<HH", flipped[info.header_offset + 26: info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len
+    flipped[start + 4: start + 12] = bytes(b ^ 0xFF for b in flipped[start + 4: start + 12])
+    (tmp_path / "flipped.pt").write_bytes(flipped)
+    with pytest.raises(ValueError, match="flipped.pt.*CRC"):
+        ck.load_checkpoint(tmp_path / "flipped.pt")
 
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
