@@ -1,7 +1,9 @@
-"""The ``clarinet`` command line (``clarinet bench`` / ``python -m clarinet bench``)."""
+"""The ``clarinet`` command line: ``clarinet bench``, ``clarinet train-teacher``, ``clarinet train-student``
+(also ``python -m clarinet ...``; the training commands run under ``torchrun`` for several processes)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import torch
@@ -57,7 +59,147 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="clarinet-bench.json", help="JSON record to write (default clarinet-bench.json)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_bench)
+    _add_train_parsers(sub)
     return p
+
+
+# ----------------------------------------------------------------------------------------------
+# training commands
+
+_S = argparse.SUPPRESS  # flags that are not given do not override the --config file or the defaults
+
+# model-size flags: (flag, model constructor argument, help); which apply depends on the command
+_TEACHER_SIZES = [("--layers", "layers", "residual layers"),
+                  ("--cycle", "cycle", "dilations 1, 2, ..., 2**(cycle-1), repeated")]
+_STUDENT_SIZES = [("--flows", "flows", "IAF flows"),
+                  ("--layers-per-flow", "layers_per_flow", "residual layers per flow"),
+                  ("--cycle", "cycle", "dilations 1, 2, ..., 2**(cycle-1), repeated in each flow")]
+_COMMON_SIZES = [("--residual-channels", "residual_channels", "residual channels"),
+                 ("--gate-channels", "gate_channels", "gate channels (even)"),
+                 ("--skip-channels", "skip_channels", "skip channels"),
+                 ("--kernel-size", "kernel_size", "dilated convolution taps")]
+
+
+def _add_train_parsers(sub) -> None:
+    t = sub.add_parser("train-teacher", argument_default=_S,
+                       help="train the Gaussian WaveNet teacher (maximum likelihood)",
+                       description="Train the Gaussian WaveNet teacher on a folder of audio (LJSpeech layout or "
+                                   "*.wav files). Run under torchrun for several processes. Settings: defaults, "
+                                   "then --config FILE.json, then flags.")
+    t.add_argument("data_dir", metavar="DATA_DIR", help="LJSpeech folder (metadata.csv + wavs/) or a folder of .wav files")
+    _add_common_flags(t, preset_help="teacher or teacher-small (default teacher)", sizes=_TEACHER_SIZES)
+    t.add_argument("--log-scale-min", type=float, help="floor of the predicted log-scale in the likelihood (default -9)")
+    t.set_defaults(func=_train_teacher, _sizes=_TEACHER_SIZES)
+
+    s = sub.add_parser("train-student", argument_default=_S,
+                       help="distil the Gaussian IAF student from a teacher checkpoint",
+                       description="Distil the Gaussian IAF student from a trained teacher (its EMA weights when the "
+                                   "checkpoint has them; frozen). Settings: defaults, then --config FILE.json, "
+                                   "then flags.")
+    s.add_argument("data_dir", metavar="DATA_DIR", help="LJSpeech folder (metadata.csv + wavs/) or a folder of .wav files")
+    s.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (from train-teacher); required")
+    _add_common_flags(s, preset_help="student (default)", sizes=_STUDENT_SIZES)
+    s.add_argument("--kl-weight", type=float, help="weight of the KL term (default 1)")
+    s.add_argument("--stft-weight", type=float, help="weight of the STFT magnitude loss (default 1)")
+    s.add_argument("--reg-weight", type=float, help="lambda of the (log sigma_p - log sigma_q)^2 regulariser (default 4)")
+    s.add_argument("--log-scale-min", type=float, help="floor of both log-scales in the KL (default -7)")
+    s.add_argument("--kind", choices=["reverse", "forward"], help="KL(q||p) (reverse, the paper's) or KL(p||q)")
+    s.set_defaults(func=_train_student, _sizes=_STUDENT_SIZES)
+
+
+def _add_common_flags(p, *, preset_help, sizes) -> None:
+    p.add_argument("--out", dest="out_dir", metavar="DIR", help="output folder: checkpoints, train-log.jsonl; required")
+    p.add_argument("--config", dest="_config", metavar="FILE.json",
+                   help="JSON object of settings (the field names of the config dataclass); flags override it")
+    p.add_argument("--preset", help=preset_help)
+    for flag, _, help_ in sizes + _COMMON_SIZES:
+        p.add_argument(flag, type=int, metavar="N", dest="_size_" + flag[2:].replace("-", "_"), help=help_ + " (default: the preset's)")
+    p.add_argument("--segment-samples", type=int, help="audio samples per training segment, a multiple of the hop (default 7200)")
+    p.add_argument("--batch-size", type=int, help="segments per step per process (default 8)")
+    p.add_argument("--steps", type=int, help="total optimizer steps (default 200000)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="AdamW betas (default 0.9 0.999)")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay of matrices (default 0)")
+    p.add_argument("--schedule", choices=["exponential", "cosine", "constant"],
+                   help="after warm-up: halve every --lr-half-life steps, cosine to --min-lr, or constant (default exponential)")
+    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 1000)")
+    p.add_argument("--lr-half-life", type=int, help="exponential schedule: steps per halving (default 200000)")
+    p.add_argument("--min-lr", type=float, help="learning-rate floor after warm-up (default 1e-6)")
+    p.add_argument("--clip", type=float, help="gradient clipping max norm; 0 disables (default 1)")
+    p.add_argument("--ema", type=float, help="EMA decay of the weights; 0 disables (default 0.9999)")
+    p.add_argument("--bf16", action="store_const", const=True, help="bf16 autocast (CUDA only; ignored on the CPU)")
+    p.add_argument("--log-every", type=int, help="steps between log lines (default 100)")
+    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (default 5000); one is also written at the end")
+    p.add_argument("--keep", type=int, help="checkpoints kept (the newest; default 5)")
+    p.add_argument("--seed", type=int, help="seed of weights, data order, segments and noise (default 0)")
+    p.add_argument("--backend", choices=["auto", "reference", "triton", "cuda"], help="op backend (default auto)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cuda when available; under torchrun cuda:LOCAL_RANK)")
+    p.add_argument("--num-workers", type=int, help="DataLoader worker processes (default 0)")
+    p.add_argument("--cache-dir", help="log-mel cache folder (default DATA_DIR/.clarinet-mel-cache)")
+    p.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bar")
+    p.add_argument("--resume", metavar="CKPT",
+                   help="checkpoint to resume from (default: the newest in --out, if any)")
+
+
+def _train_settings(args) -> tuple[dict, str | None]:
+    values = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("func", "command")}
+    model = {arg: getattr(args, "_size_" + flag[2:].replace("-", "_"))
+             for flag, arg, _ in args._sizes + _COMMON_SIZES
+             if hasattr(args, "_size_" + flag[2:].replace("-", "_"))}
+    if model:
+        values["model"] = model
+    if "betas" in values:
+        values["betas"] = tuple(values["betas"])
+    return values, getattr(args, "_config", None)
+
+
+class _TqdmHandler(logging.Handler):
+    """Log records written with ``tqdm.write`` so that they do not break the progress bar."""
+
+    def emit(self, record):
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def _setup_logging() -> None:
+    log = logging.getLogger("clarinet")
+    if not any(isinstance(h, _TqdmHandler) for h in log.handlers):
+        h = _TqdmHandler()
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+
+
+def _run_training(args, config_cls, train_fn) -> int:
+    from .train import ConfigError
+
+    values, config_file = _train_settings(args)
+    _setup_logging()
+    try:
+        cfg = config_cls.from_sources(config_file, **values)
+        result = train_fn(cfg)
+    except ConfigError as e:
+        print(f"clarinet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    if result.checkpoint is not None:
+        print(f"step {result.step}: {result.checkpoint}")
+    return 0
+
+
+def _train_teacher(args) -> int:
+    from .train import TeacherConfig, train_teacher
+
+    return _run_training(args, TeacherConfig, train_teacher)
+
+
+def _train_student(args) -> int:
+    from .train import StudentConfig, train_student
+
+    return _run_training(args, StudentConfig, train_student)
 
 
 def main(argv=None) -> int:
