@@ -278,15 +278,23 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_ddp_two_processes_end_with_equal_weights(corpus, tmp_path):
+@pytest.mark.parametrize("command", ["teacher", "student"])
+def test_ddp_two_processes_end_with_equal_weights(corpus, teacher_ckpt, tmp_path, command):
     out = tmp_path / "ddp"
+    common = dict(data_dir=str(corpus), out_dir=str(out), segment_samples=SEGMENT, batch_size=2, steps=4,
+                  warmup_steps=0, log_every=2, ckpt_every=2, backend="reference", device="cpu", progress=False)
+    if command == "teacher":
+        cls, model = GaussianWaveNet, dict(TEACHER_MODEL)
+        call = f"train_teacher({dict(common, model=model, lr=3e-3)!r})"
+    else:
+        cls = GaussianIAF
+        model = dict(flows=2, layers_per_flow=2, cycle=2, residual_channels=8, gate_channels=16, skip_channels=8)
+        call = f"train_student({dict(common, model=model, teacher=str(teacher_ckpt))!r})"
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(f"""
         import os, torch
-        from clarinet.train import train_teacher
-        result = train_teacher(dict(data_dir={str(corpus)!r}, out_dir={str(out)!r}, model={TEACHER_MODEL!r},
-                                    segment_samples={SEGMENT}, batch_size=2, steps=4, warmup_steps=0, lr=3e-3,
-                                    log_every=2, ckpt_every=2, backend="reference", device="cpu", progress=False))
+        from clarinet.train import train_student, train_teacher
+        result = {call}
         rank = os.environ["RANK"]
         torch.save(result.model.state_dict(), os.path.join({str(out)!r}, "final-rank" + rank + ".pt"))
         torch.save(result.ema.state_dict()["shadow"], os.path.join({str(out)!r}, "ema-rank" + rank + ".pt"))
@@ -304,11 +312,13 @@ def test_ddp_two_processes_end_with_equal_weights(corpus, tmp_path):
     e1 = torch.load(out / "ema-rank1.pt", weights_only=True)
     assert states_equal(e0, e1)
     ckpt = ck.load_checkpoint(out / "step-000004.pt")  # written by rank 0 only
-    assert ckpt["extra"]["world_size"] == 2 and states_equal(ckpt["model"], w0)
+    assert ckpt["kind"] == cls.__name__ and ckpt["extra"]["world_size"] == 2 and states_equal(ckpt["model"], w0)
     torch.manual_seed(0)
-    init = GaussianWaveNet.from_preset("teacher", **TEACHER_MODEL, backend="reference").state_dict()
+    init = cls.from_preset(command, **model, backend="reference").state_dict()
     assert not states_equal(init, w0), "no training happened"
-    assert [r["step"] for r in read_log(out)] == [2, 4]  # one log, from rank 0
+    log = read_log(out)
+    assert [r["step"] for r in log] == [2, 4]  # one log, from rank 0
+    assert all(math.isfinite(r["loss"]) for r in log)
 
 
 # ----------------------------------------------------------------------------------------------
