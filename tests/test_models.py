@@ -355,3 +355,14 @@ def test_stack_is_usable_alone():
     y = stack(torch.randn(2, 1, 10), torch.randn(2, 3, 10))
     assert y.shape == (2, 2, 10)
     assert stack.receptive_field == 1 + 1 + 2
+
+
+def test_empty_inputs():
+    m, s = tiny_teacher(), tiny_student()
+    for B, frames in ((2, 0), (0, 3)):
+        T = frames * HOP
+        x, mel = torch.zeros(B, T), torch.zeros(B, C, frames)
+        assert [tuple(t.shape) for t in m(x, mel)] == [(B, T)] * 2
+        assert tuple(m.generate(mel, progress=False).shape) == (B, T)
+        assert [tuple(t.shape) for t in s(x, mel)] == [(B, T)] * 3
+        assert tuple(s.generate(mel).shape) == (B, T)

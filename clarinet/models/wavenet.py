@@ -146,6 +146,8 @@ class ConditionUpsampler(nn.Module):
         _float_tensor("mel", mel, 3)
         if mel.shape[1] != self.n_mels:
             raise ValueError(f"mel: expected {self.n_mels} mel bands, got shape {tuple(mel.shape)}")
+        if mel.shape[-1] == 0:  # no frames: no samples (the transposed conv refuses an empty width)
+            return mel.new_zeros(mel.shape[0], self.n_mels, 0)
         y = mel.unsqueeze(1)
         for s, conv in zip(self.strides, self.convs):
             frames = y.shape[-1]
@@ -194,6 +196,11 @@ class WaveNetLayer(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
         return wavenet_layer(x, self.w_dil, self.b_dil, self.w_res, self.b_res, self.w_skip, self.b_skip,
                              dilation=self.dilation, h=h, w_cond=self.w_cond, causal=True, backend=backend)
+
+
+def _pointwise(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1x1 convolution ``(B, I, T) -> (B, O, T)`` with ``w (O, I)``, ``b (O,)`` (also for T = 0)."""
+    return torch.einsum("oi,bit->bot", w, x) + b[:, None]
 
 
 class WaveNetStack(nn.Module):
@@ -253,14 +260,14 @@ class WaveNetStack(nn.Module):
         return 1 + (K - 1) * sum(self.dilations)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        x = F.conv1d(x, self.w_in[:, :, None], self.b_in)
+        x = _pointwise(x, self.w_in, self.b_in)
         skips = None
         for layer in self.layers:
             x, skip = layer(x, h, self.backend)
             skips = skip if skips is None else skips + skip
         y = torch.relu(skips * math.sqrt(1.0 / len(self.layers)))
-        y = torch.relu(F.conv1d(y, self.w_out1[:, :, None], self.b_out1))
-        return F.conv1d(y, self.w_out2[:, :, None], self.b_out2)
+        y = torch.relu(_pointwise(y, self.w_out1, self.b_out1))
+        return _pointwise(y, self.w_out2, self.b_out2)
 
 
 class _StackStepper:
