@@ -598,8 +598,12 @@ def _run_inner(cfg, dist: _Dist, *, command, model_cls, make_loss, audio_cfg, ex
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     start = 0
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        if state.get("optimizer") is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        elif dist.main:
+            logger.warning("%s has no optimizer state: AdamW starts afresh", resume_path)
+        if state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
         if ema is not None and state.get("ema"):
             ema.load_state_dict(state["ema"])
         start = int(state["step"])
