@@ -26,18 +26,25 @@ from .ops import gaussian_kl, gaussian_kl_ref, gaussian_nll, gaussian_nll_ref, w
 from .testing import mismatch
 
 BENCH_BACKENDS = ("reference", "compile", "triton", "cuda")
-OPS = ("wavenet_layer", "gaussian_nll", "gaussian_kl")
+# training steps of the vocoders: loss forward + backward to every trainable parameter (no optimizer
+# update), at the presets of shared/PERF.md; the student's step includes the frozen `teacher`
+STEP_PRESETS = {"teacher_step": ("teacher", "teacher-small"), "student_step": ("student",)}
+OPS = ("wavenet_layer", "gaussian_nll", "gaussian_kl", *STEP_PRESETS)
 PASSES = ("fwd", "fwd+bwd")
 
 # layer shapes of the reference configurations (shared/PERF.md); C = 80 mel bands
 CONFIGS = {
     "teacher": dict(R=128, G=256, S=128, C=80, K=2),
+    "teacher-small": dict(R=64, G=128, S=128, C=80, K=2),
     "student": dict(R=64, G=128, S=64, C=80, K=3),
 }
 # (batch, samples): "full" is a training batch (8 x 1 s at 24 kHz); the
 # smaller sizes keep CPU runs and CI smoke runs short
 SIZES = {"full": (8, 24000), "small": (2, 4800), "tiny": (1, 96)}
+# the same for the training steps (whole mel frames of 300 samples; the STFT loss needs > 1024)
+STEP_SIZES = {"full": (8, 24000), "small": (1, 2400), "tiny": (1, 1500)}
 DILATION = 8
+LAYER_CONFIGS = ("teacher", "student")  # the layer cases (teacher-small differs from teacher only in width)
 
 
 @dataclasses.dataclass
@@ -79,14 +86,36 @@ def _loss_case(op: str, mode: str, dtype: torch.dtype, B: int, T: int, item: int
     return Case(op, "loss", mode, dtype, dict(B=B, T=T), 36.0 * n, 3 * n_in * n * item)
 
 
+def _model_weights(model) -> int:
+    """Weights of the model's WaveNet stacks: each is one multiply-add per sample in the forward."""
+    from .models.wavenet import WaveNetStack
+
+    return sum(p.numel() for m in model.modules() if isinstance(m, WaveNetStack) for p in m.parameters()
+               if p.dim() > 1)
+
+
+def _step_case(op: str, preset: str, B: int, T: int) -> Case:
+    from .models import GaussianIAF, GaussianWaveNet
+
+    teacher = _model_weights(GaussianWaveNet.from_preset("teacher" if op == "student_step" else preset))
+    if op == "teacher_step":  # forward 2, backward 4 FLOPs per weight and sample
+        flops = 6.0 * B * T * teacher
+    else:  # student forward + backward, frozen teacher forward + backward to its input
+        flops = 6.0 * B * T * _model_weights(GaussianIAF.from_preset(preset)) + 4.0 * B * T * teacher
+    return Case(op, preset, "fwd+bwd", torch.float32, dict(B=B, T=T, preset=preset), flops, 0.0)
+
+
 def cases(ops=OPS, configs=tuple(CONFIGS), modes=PASSES, dtype=torch.float16, size="full") -> list[Case]:
     B, T = SIZES[size]
     item = torch.empty((), dtype=dtype).element_size()
     out = []
     for op in ops:
         for mode in modes:
-            if op == "wavenet_layer":
-                out += [_layer_case(config, mode, dtype, B, T, item) for config in configs]
+            if op in STEP_PRESETS:  # float32 training steps (a 16-bit model would need its own recipe)
+                if mode == "fwd+bwd":
+                    out += [_step_case(op, preset, *STEP_SIZES[size]) for preset in STEP_PRESETS[op] if preset in configs]
+            elif op == "wavenet_layer":
+                out += [_layer_case(config, mode, dtype, B, T, item) for config in configs if config in LAYER_CONFIGS]
             else:  # the losses have no configuration
                 out.append(_loss_case(op, mode, dtype, B, T, item))
     return out
@@ -99,6 +128,9 @@ def make_inputs(case: Case, device) -> dict:
         return (torch.randn(*shape, generator=g) * scale).to(device=device, dtype=case.dtype)
 
     s = case.shape
+    if case.op in STEP_PRESETS:
+        B, T = s["B"], s["T"]
+        return dict(audio=rnd(B, T, scale=0.3), mel=rnd(B, 80, T // 300), noise=rnd(B, T))
     if case.op == "wavenet_layer":
         B, T, R, G, S, C, K = (s[k] for k in "B T R G S C K".split())
         return dict(
@@ -139,8 +171,40 @@ def _call(case: Case, backend: str) -> Callable:
     return fn
 
 
+def _step_runner(case: Case, backend: str, inputs: dict) -> Callable[[], tuple]:
+    """One training step's loss and the gradients of every trainable parameter."""
+    from .losses import distillation_loss, teacher_loss
+    from .models import GaussianIAF, GaussianWaveNet
+
+    device = inputs["audio"].device
+    model_backend = "reference" if backend in ("reference", "compile") else backend
+    torch.manual_seed(0)  # the same weights for every backend
+    if case.op == "teacher_step":
+        model = GaussianWaveNet.from_preset(case.config, backend=model_backend).to(device)
+
+        def loss_fn(audio, mel, noise):
+            return teacher_loss(model, audio, mel)
+    else:
+        teacher = GaussianWaveNet.from_preset("teacher", backend=model_backend).to(device).eval()
+        model = GaussianIAF.from_preset(case.config, backend=model_backend).to(device)
+
+        def loss_fn(audio, mel, noise):
+            return distillation_loss(model, teacher, audio, mel, noise=noise)["loss"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    if backend == "compile":
+        loss_fn = torch.compile(loss_fn)
+
+    def run():
+        loss = loss_fn(**inputs)
+        # the last layer's residual output feeds nothing: its weights get zero gradients
+        return (loss.detach(),) + torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)
+    return run
+
+
 def runner(case: Case, backend: str, inputs: dict) -> Callable[[], tuple]:
     """A no-argument callable doing one timed iteration; returns outputs (+ gradients)."""
+    if case.op in STEP_PRESETS:
+        return _step_runner(case, backend, inputs)
     fn = _call(case, backend)
     if case.mode == "fwd":
         def run():
@@ -222,8 +286,9 @@ def run_case(case: Case, backends, device: torch.device, min_time: float = 0.5) 
             continue
         t = time_fn(fn, device, min_time)
         sec = t["median_ms"] * 1e-3
+        samples = case.shape["B"] * case.shape["T"]
         rows.append(dict(row, status="ok", **t, gflops=case.flops / sec * 1e-9, gbps=case.bytes / sec * 1e-9,
-                         flops=case.flops, bytes=case.bytes))
+                         samples_per_s=samples / sec, flops=case.flops, bytes=case.bytes))
     return rows
 
 
@@ -281,13 +346,15 @@ def write_record(path: str, env: dict, rows: list[dict]) -> None:
 def markdown_table(rows: list[dict]) -> str:
     """Markdown table: one line per (case, backend) that ran, speed-up against eager."""
     eager = {r["case"]: r["median_ms"] for r in rows if r["backend"] == "reference" and r["status"] == "ok"}
-    lines = ["| case | shape | backend | median ms (p20-p80) | GFLOP/s | GB/s | vs eager |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| case | shape | backend | median ms (p20-p80) | GFLOP/s | GB/s | samples/s | vs eager |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if r["status"] != "ok":
             continue
         shape = ",".join(f"{k}={v}" for k, v in r["shape"].items())
         speedup = f"{eager[r['case']] / r['median_ms']:.2f}x" if r["case"] in eager else "-"
+        gbps = f"{r['gbps']:.2f}" if r["bytes"] else "-"
+        rate = f"{r['samples_per_s']:.3g}" if "samples_per_s" in r else "-"
         lines.append(f"| {r['case']} | {shape} | {r['backend']} | {r['median_ms']:.3f} "
-                     f"({r['p20_ms']:.3f}-{r['p80_ms']:.3f}) | {r['gflops']:.1f} | {r['gbps']:.2f} | {speedup} |")
+                     f"({r['p20_ms']:.3f}-{r['p80_ms']:.3f}) | {r['gflops']:.1f} | {gbps} | {rate} | {speedup} |")
     return "\n".join(lines)

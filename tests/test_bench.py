@@ -14,21 +14,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_cli_writes_a_record(tmp_path, capsys):
     out = tmp_path / "rec.json"
+    ops = ["wavenet_layer", "gaussian_nll", "gaussian_kl", "teacher_step"]
     rc = cli.main(["bench", "--size", "tiny", "--backends", "reference", "triton", "cuda", "--out", str(out),
-                   "--quiet", "--min-time", "0.01", "--device", "cpu"])
+                   "--quiet", "--min-time", "0.01", "--device", "cpu", "--ops", *ops,
+                   "--configs", "student", "teacher-small"])
     assert rc == 0
     rec = json.loads(out.read_text())
     env = rec["environment"]
     for key in ("device", "torch", "triton", "clarinet", "commit", "time"):
         assert env[key]
     rows = rec["results"]
-    assert {r["op"] for r in rows} == set(bench.OPS)
+    assert {r["op"] for r in rows} == set(ops)
+    assert {r["config"] for r in rows} == {"student", "teacher-small", "loss"}
     ok = [r for r in rows if r["status"] == "ok"]
     assert ok and all(r["backend"] == "reference" and r["median_ms"] > 0 and r["p20_ms"] <= r["p80_ms"] for r in ok)
     skipped = {r["backend"] for r in rows if r["status"] == "skipped"}
     assert skipped == {"triton", "cuda"}
     printed = capsys.readouterr().out
-    assert "not run: triton" in printed and "not run: cuda" in printed and "| wavenet_layer[teacher" in printed
+    assert "not run: triton" in printed and "not run: cuda" in printed and "| wavenet_layer[student" in printed
+    assert "| teacher_step[teacher-small" in printed
 
 
 def test_wrong_answer_is_not_timed(monkeypatch):
@@ -48,7 +52,8 @@ def test_wrong_answer_is_not_timed(monkeypatch):
 def test_triton_matches_in_bench_harness(monkeypatch):
     """The harness's own correctness check passes for the real kernels (forward and backward)."""
     monkeypatch.setattr(bench, "unavailable", lambda *a: None)
-    for case in bench.cases(configs=("student",), dtype=torch.float32, size="tiny"):
+    for case in bench.cases(ops=("wavenet_layer", "gaussian_nll", "gaussian_kl"), configs=("student",),
+                            dtype=torch.float32, size="tiny"):
         rows = bench.run_case(case, ["triton"], torch.device("cpu"), min_time=0.0)
         assert rows[0]["status"] == "ok", rows[0]
 
@@ -74,4 +79,17 @@ def test_readme_results_table_is_current():
 @pytest.mark.parametrize("size", list(bench.SIZES))
 def test_case_counts_are_positive(size):
     for case in bench.cases(size=size):
-        assert case.flops > 0 and case.bytes > 0
+        assert case.flops > 0 and (case.bytes > 0 or case.op in bench.STEP_PRESETS)
+
+
+def test_training_step_cases_check_gradients(monkeypatch):
+    """A step case returns the loss and every parameter's gradient, which the harness compares."""
+    (case,) = bench.cases(ops=("teacher_step",), configs=("teacher-small",), size="tiny")
+    assert case.shape["T"] % 300 == 0 and case.flops > 0
+    inputs = bench.make_inputs(case, torch.device("cpu"))
+    ref = bench.runner(case, "reference", inputs)()
+    from clarinet.models import GaussianWaveNet
+
+    assert len(ref) == 1 + len(list(GaussianWaveNet.from_preset("teacher-small").parameters()))
+    assert torch.isfinite(ref[0]) and all(g.shape == p.shape for g, p in
+                                          zip(ref[1:], GaussianWaveNet.from_preset("teacher-small").parameters()))
