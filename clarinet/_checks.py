@@ -58,5 +58,19 @@ def choice(name: str, v, choices: tuple) -> str:
     return v
 
 
+def autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype in force for ``device``'s type, or None when autocast is off there."""
+    if device.type not in ("cuda", "cpu") or not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)
+
+
+def autocast(tensors: dict, dtype: Optional[torch.dtype]) -> dict:
+    """Cast the floating-point tensors to ``dtype`` (None: leave them)."""
+    if dtype is None:
+        return tensors
+    return {n: t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for n, t in tensors.items()}
+
+
 def needs_grad(*tensors: Optional[torch.Tensor]) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)

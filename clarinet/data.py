@@ -156,8 +156,13 @@ class AudioDataset(Dataset):
         return self._entries[index].path
 
     def set_epoch(self, epoch: int) -> None:
-        """Set the epoch that seeds segment choice (see the class docstring)."""
+        """Set the epoch that seeds segment choice (see the class docstring).
+
+        Also restarts the per-item draw counters, so an epoch's segments depend only on
+        (seed, epoch, index, draws of that index within the epoch), not on earlier epochs'
+        access history: exact resume needs nothing but the epoch number."""
         self.epoch = int(epoch)
+        self._calls.clear()
 
     def cache_path(self, index: int) -> Path:
         """The cache file of item ``index``'s whole-utterance log-mel (for the current file)."""

@@ -75,3 +75,39 @@ def test_same_losses_as_reference(backend):
     torch.testing.assert_close(torch.tensor(losses), torch.tensor(ref_losses), rtol=1e-4, atol=1e-5)
     for g, r in zip(grads, ref_grads):
         torch.testing.assert_close(g.cpu(), r.cpu(), rtol=1e-3, atol=1e-5)
+
+
+def test_ops_follow_autocast():
+    """Under autocast the layer computes in the autocast dtype and the losses in float32."""
+    layers, _, _ = init_params(2)
+    lp = {k: v.detach() for k, v in layers[0].items()}
+    x = torch.randn(B, R, T)
+    mel = torch.randn(B, C, T, dtype=torch.bfloat16)  # mixed dtypes, as autocast produces them
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, skip = wavenet_layer(x, lp["w_dil"], lp["b_dil"], lp["w_res"], lp["b_res"], lp["w_skip"], lp["b_skip"],
+                                  dilation=2, h=mel, w_cond=lp["w_cond"], backend="reference")
+        nll = gaussian_nll(x[:, 0], skip[:, 0], skip[:, 1], backend="reference")
+        kl = gaussian_kl(skip[:, 0], skip[:, 1], x[:, 0], x[:, 1].float(), backend="reference")
+    assert out.dtype == skip.dtype == torch.bfloat16
+    assert nll.dtype == kl.dtype == torch.float32 and torch.isfinite(nll) and torch.isfinite(kl)
+    ref_out, _ = wavenet_layer(x, lp["w_dil"], lp["b_dil"], lp["w_res"], lp["b_res"], lp["w_skip"], lp["b_skip"],
+                               dilation=2, h=mel.float(), w_cond=lp["w_cond"], backend="reference")
+    torch.testing.assert_close(out.float(), ref_out, rtol=0.05, atol=0.05)
+
+
+def test_bf16_autocast_training_step_on_cpu():
+    """A teacher-style step under bf16 autocast runs and its loss is near the float32 one."""
+    device = "cpu"
+    torch.manual_seed(0)
+    audio = torch.randn(B, T, device=device) * 0.5
+    mel = torch.randn(B, C, T, device=device)
+    params = init_params(1)
+    leaves = [t for lp in params[0] for t in lp.values()] + [params[1], params[2]]
+    mean, log_scale = forward(params, audio, mel, "reference")
+    loss32 = gaussian_nll(audio[:, 1:], mean, log_scale, log_scale_min=-5.0, backend="reference")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mean, log_scale = forward(params, audio, mel, "reference")
+        loss16 = gaussian_nll(audio[:, 1:], mean, log_scale, log_scale_min=-5.0, backend="reference")
+    loss16.backward()
+    assert all(t.grad is None or torch.isfinite(t.grad).all() for t in leaves)
+    assert abs(loss16.item() - loss32.item()) < 0.05 * abs(loss32.item()) + 0.05

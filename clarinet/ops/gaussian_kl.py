@@ -110,7 +110,8 @@ def gaussian_kl(
     (float32, float16 or bfloat16; float64 with the reference backend) and
     device; non-contiguous inputs are read in place. Returns a float32 tensor
     (float64 for float64 inputs): 0-D for "mean"/"sum", the inputs' shape for
-    "none". Gradients flow to all four inputs in their own dtype (float16
+    "none"; under ``torch.autocast`` the inputs are computed in float32.
+    Gradients flow to all four inputs in their own dtype (float16
     gradients can overflow where the loss is huge); each floor's gradient is
     torch.clamp's. Empty inputs go through the reference (mean: nan, sum: 0).
 
@@ -120,6 +121,9 @@ def gaussian_kl(
     named = {"mean_q": mean_q, "log_scale_q": log_scale_q, "mean_p": mean_p, "log_scale_p": log_scale_p}
     for n, t in named.items():
         _checks.tensor(n, t)
+    if _checks.autocast_dtype(mean_q.device) is not None:  # a loss: float32 under autocast
+        named = {n: t.float() for n, t in named.items()}
+        mean_q, log_scale_q, mean_p, log_scale_p = named.values()
     _checks.same_shape(named)
     device, dtype = _checks.same_device_and_dtype(named)
     log_scale_min = _checks.finite_float("log_scale_min", log_scale_min)

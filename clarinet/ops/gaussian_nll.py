@@ -88,7 +88,8 @@ def gaussian_nll(
 
     Returns a float32 tensor (float64 for float64 inputs): 0-D for ``reduction="mean"`` or ``"sum"``, the
     inputs' shape for ``"none"``. Gradients flow to all three inputs in their
-    own dtype; the clamp's gradient is torch.clamp's (zero where
+    own dtype (under ``torch.autocast`` the inputs are computed in float32, as
+    autocast does for losses); the clamp's gradient is torch.clamp's (zero where
     ``log_scale < log_scale_min``). Empty inputs go through the reference
     (mean: nan, sum: 0).
 
@@ -98,6 +99,9 @@ def gaussian_nll(
     named = {"x": x, "mean": mean, "log_scale": log_scale}
     for n, t in named.items():
         _checks.tensor(n, t)
+    if _checks.autocast_dtype(x.device) is not None:  # a loss: float32 under autocast
+        x, mean, log_scale = (t.float() for t in (x, mean, log_scale))
+        named = {"x": x, "mean": mean, "log_scale": log_scale}
     _checks.same_shape(named)
     device, dtype = _checks.same_device_and_dtype(named)
     log_scale_min = _checks.finite_float("log_scale_min", log_scale_min)

@@ -182,12 +182,18 @@ def wavenet_layer(
 
     with x taken as zero outside [0, T). All tensors share one device and dtype
     (float32, float16, bfloat16; float64 with the reference backend);
-    accumulation is float32. Empty inputs (B = 0 or T = 0) are computed by the
+    accumulation is float32. Under ``torch.autocast`` the floating-point inputs
+    are first cast to the autocast dtype (a matrix op, like conv1d). Empty inputs (B = 0 or T = 0) are computed by the
     reference: empty outputs and zero weight gradients.
 
     Equivalent to :func:`wavenet_layer_ref`. ``backend``: "auto", "reference",
     "triton" (forward and backward) or "cuda" (inference forward only).
     """
+    named = dict(x=x, w_dil=w_dil, b_dil=b_dil, w_res=w_res, b_res=b_res, w_skip=w_skip, b_skip=b_skip, h=h,
+                 w_cond=w_cond)
+    if isinstance(x, torch.Tensor):
+        named = _checks.autocast(named, _checks.autocast_dtype(x.device))
+    x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond = named.values()
     device, dtype = _check_args(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, dilation, h, w_cond, causal)
     tensors = (x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond)
     name = _backend.resolve("wavenet_layer", backend, device, dtype, _checks.needs_grad(*tensors))
