@@ -20,12 +20,10 @@ from .wavenet import (
     ConditionUpsampler,
     WaveNetStack,
     _PresetMixin,
-    _check_like_params,
-    _float_tensor,
     _positive_int,
     _strides,
     check_audio_and_mel,
-    check_mel,
+    generation_noise,
     shift_right,
 )
 
@@ -105,14 +103,6 @@ class GaussianIAF(_PresetMixin, nn.Module):
     def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None,
                  temperature: float = 1.0) -> torch.Tensor:
         """Audio ``(B, frames * hop)`` from ``z = temperature * noise`` (``noise`` ~ N(0, 1) if not given), in parallel."""
-        check_mel(self, mel, self.n_mels)
-        B, T = mel.shape[0], mel.shape[2] * self.hop_length
-        if noise is None:
-            noise = torch.randn(B, T, dtype=mel.dtype, device=mel.device)
-        else:
-            _float_tensor("noise", noise, 2)
-            if tuple(noise.shape) != (B, T):
-                raise ValueError(f"noise: expected shape ({B}, {T}) (batch, frames * hop), got {tuple(noise.shape)}")
-            _check_like_params("noise", noise, self)
+        noise = generation_noise(self, mel, noise)
         x, _, _ = self(noise * float(temperature), mel)
         return x

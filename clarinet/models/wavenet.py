@@ -94,6 +94,19 @@ def check_mel(module: nn.Module, mel: torch.Tensor, n_mels: int) -> None:
     _check_like_params("mel", mel, module)
 
 
+def generation_noise(module, mel: torch.Tensor, noise: Optional[torch.Tensor]) -> torch.Tensor:
+    """The checked ``(B, frames * hop)`` noise for generating from ``mel``; N(0, 1) draws when None."""
+    check_mel(module, mel, module.n_mels)
+    B, T = mel.shape[0], mel.shape[2] * module.hop_length
+    if noise is None:
+        return torch.randn(B, T, dtype=mel.dtype, device=mel.device)
+    _float_tensor("noise", noise, 2)
+    if tuple(noise.shape) != (B, T):
+        raise ValueError(f"noise: expected shape ({B}, {T}) (batch, frames * hop), got {tuple(noise.shape)}")
+    _check_like_params("noise", noise, module)
+    return noise
+
+
 def shift_right(x: torch.Tensor) -> torch.Tensor:
     """``(B, T) -> (B, T)``: ``out[:, t] = x[:, t-1]``, ``out[:, 0] = 0`` (so output t sees only x_<t)."""
     return F.pad(x, (1, 0))[..., : x.shape[-1]]
@@ -416,15 +429,7 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         past layer inputs at each dilation, so each sample costs O(layers) small products; the
         mel is upsampled once. Plain torch ops (no fused backend). ``progress``: a tqdm bar.
         """
-        check_mel(self, mel, self.n_mels)
-        B, T = mel.shape[0], mel.shape[2] * self.hop_length
-        if noise is None:
-            noise = torch.randn(B, T, dtype=mel.dtype, device=mel.device)
-        else:
-            _float_tensor("noise", noise, 2)
-            if tuple(noise.shape) != (B, T):
-                raise ValueError(f"noise: expected shape ({B}, {T}) (batch, frames * hop), got {tuple(noise.shape)}")
-            _check_like_params("noise", noise, self)
+        noise = generation_noise(self, mel, noise)
         temperature = float(temperature)
         x, _, _ = self._incremental(mel, None, noise, temperature, progress, log_scale_min, chunk)
         return x
