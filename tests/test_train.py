@@ -403,3 +403,25 @@ def test_resume_refuses_a_different_model(corpus, tmp_path, capsys):
     assert main(teacher_argv(corpus, out, "--steps", "1")) == 0
     code, err = run_cli(teacher_argv(corpus, out, "--steps", "2", "--layers", "4"), capsys)
     assert code == 2 and "use another output folder" in err
+
+
+# ----------------------------------------------------------------------------------------------
+# the fast backend trains like the reference
+
+def test_triton_training_follows_the_reference_curve(corpus, teacher_ckpt, tmp_path):
+    """Teacher and student trained a few steps with backend="triton" (interpreter here) give the
+    reference backend's loss curve. Short segments and no STFT term keep the interpreter quick (the
+    STFT loss does not depend on the backend)."""
+    curves = {}
+    for backend in ("reference", "triton"):
+        t = train_teacher(teacher_config(corpus, tmp_path / f"t-{backend}", steps=2, lr=3e-3, log_every=1,
+                                         backend=backend, segment_samples=600))
+        s = train_student(StudentConfig.from_sources(
+            data_dir=str(corpus), out_dir=str(tmp_path / f"s-{backend}"), teacher=str(teacher_ckpt),
+            segment_samples=600, batch_size=2, warmup_steps=0, backend=backend, device="cpu", progress=False,
+            model=dict(flows=2, layers_per_flow=2, cycle=2, residual_channels=8, gate_channels=16, skip_channels=8),
+            steps=2, lr=2e-3, log_every=1, stft_weight=0.0))
+        curves[backend] = [r["loss"] for r in t.history] + [r["loss"] for r in s.history]
+    assert len(curves["reference"]) == 4
+    assert curves["triton"] != curves["reference"], "bit-identical: the triton backend was not used"
+    assert curves["triton"] == pytest.approx(curves["reference"], rel=1e-4, abs=1e-5)
