@@ -8,6 +8,10 @@ import sys
 
 import torch
 
+from ._backend import BACKENDS
+from .losses import KL_KINDS
+from .train import SCHEDULES
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -103,7 +107,7 @@ def _add_train_parsers(sub) -> None:
     s.add_argument("--stft-weight", type=float, help="weight of the STFT magnitude loss (default 1)")
     s.add_argument("--reg-weight", type=float, help="lambda of the (log sigma_p - log sigma_q)^2 regulariser (default 4)")
     s.add_argument("--log-scale-min", type=float, help="floor of both log-scales in the KL (default -7)")
-    s.add_argument("--kind", choices=["reverse", "forward"], help="KL(q||p) (reverse, the paper's) or KL(p||q)")
+    s.add_argument("--kind", choices=KL_KINDS, help="KL(q||p) (reverse, the paper's) or KL(p||q)")
     s.set_defaults(func=_train_student, _sizes=_STUDENT_SIZES)
 
 
@@ -120,7 +124,7 @@ def _add_common_flags(p, *, preset_help, sizes) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
     p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="AdamW betas (default 0.9 0.999)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay of matrices (default 0)")
-    p.add_argument("--schedule", choices=["exponential", "cosine", "constant"],
+    p.add_argument("--schedule", choices=SCHEDULES,
                    help="after warm-up: halve every --lr-half-life steps, cosine to --min-lr, or constant (default exponential)")
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 1000)")
     p.add_argument("--lr-half-life", type=int, help="exponential schedule: steps per halving (default 200000)")
@@ -132,7 +136,7 @@ def _add_common_flags(p, *, preset_help, sizes) -> None:
     p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (default 5000); one is also written at the end")
     p.add_argument("--keep", type=int, help="checkpoints kept (the newest; default 5)")
     p.add_argument("--seed", type=int, help="seed of weights, data order, segments and noise (default 0)")
-    p.add_argument("--backend", choices=["auto", "reference", "triton", "cuda"], help="op backend (default auto)")
+    p.add_argument("--backend", choices=BACKENDS, help="op backend (default auto)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cuda when available; under torchrun cuda:LOCAL_RANK)")
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes (default 0)")
     p.add_argument("--cache-dir", help="log-mel cache folder (default DATA_DIR/.clarinet-mel-cache)")

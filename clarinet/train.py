@@ -36,7 +36,6 @@ import json
 import logging
 import math
 import os
-import pickle
 import sys
 import time
 import warnings
@@ -47,6 +46,7 @@ from typing import Optional
 import torch
 
 from . import checkpoint as ckpt_lib
+from ._backend import BACKENDS
 
 __all__ = [
     "ConfigError",
@@ -63,7 +63,6 @@ __all__ = [
 logger = logging.getLogger("clarinet.train")
 
 SCHEDULES = ("exponential", "cosine", "constant")
-BACKENDS = ("auto", "reference", "triton", "cuda")
 LOG_FILE = "train-log.jsonl"
 
 
@@ -428,11 +427,10 @@ class _Batches:
         while True:
             self.sampler.set_epoch(epoch)
             indices = list(self.sampler)[skip * self.cfg.batch_size:]
-            # A fresh copy per epoch (as DataLoader workers get): the dataset's segment choice then
-            # depends on (seed, index, epoch) only, the same whether or not the run was resumed.
-            ds = pickle.loads(pickle.dumps(self.dataset))
-            ds.set_epoch(epoch)
-            loader = DataLoader(ds, batch_size=self.cfg.batch_size, sampler=_IndexSampler(indices),
+            # set_epoch restarts the segment draws: the segments then depend on (seed, index, epoch)
+            # only, the same whether or not the run was resumed (and in worker copies alike)
+            self.dataset.set_epoch(epoch)
+            loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size, sampler=_IndexSampler(indices),
                                 num_workers=self.cfg.num_workers, collate_fn=self.collate,
                                 pin_memory=self.dist.device.type == "cuda", drop_last=False)
             yield from loader
