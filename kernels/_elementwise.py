@@ -14,6 +14,9 @@ import torch
 import triton
 import triton.language as tl
 
+from clarinet._alloc import empty
+from clarinet._layout import collapse_2d
+
 
 def elementwise_configs() -> list:
     """Autotune candidates: total elements per program and warps.
@@ -74,3 +77,42 @@ def tile_2d(rows, cols, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
 def floor_log_scale(log_scale, log_scale_min):
     """max(log_scale, log_scale_min) that keeps NaN (as torch.clamp does)."""
     return tl.where(log_scale < log_scale_min, log_scale_min, log_scale)
+
+
+@triton.jit
+def store_loss(loss, mask, pid, r, c, cols, out_ptr, partials_ptr, REDUCE: tl.constexpr):
+    """The tile's losses (``REDUCE`` false, contiguous float32 (rows, cols)) or their sum (``partials[pid]``)."""
+    if REDUCE:
+        tl.store(partials_ptr + pid, tl.sum(tl.where(mask, loss, 0.0)))
+    else:
+        tl.store(out_ptr + r * cols + c, loss, mask=mask)
+
+
+def loss_forward(kernel, inputs, scalars, reduction: str) -> torch.Tensor:
+    """Launch a loss forward kernel whose arguments are
+    ``(*inputs, out, partials, rows, cols, *strides, *scalars, REDUCE=)``; float32 result."""
+    views, rows, cols = collapse_2d(*inputs)
+    reduce = reduction != "none"
+    device = inputs[0].device
+    out = empty((rows, cols) if not reduce else (1,), torch.float32, device)
+    partials = partials_buffer(rows, cols, device) if reduce else out
+    kernel[grid(rows, cols)](*views, out, partials, rows, cols, *strides(*views), *scalars, REDUCE=reduce)
+    if not reduce:
+        return out.view(inputs[0].shape)
+    total = partials.sum()
+    return total / inputs[0].numel() if reduction == "mean" else total
+
+
+def loss_backward(kernel, grad, inputs, scalars, reduction: str) -> list[torch.Tensor]:
+    """Launch a loss backward kernel whose arguments are ``(grad, *inputs, *grads, rows, cols,
+    grad strides, *strides, *scalars, grad_scale)``; one gradient per input, in its dtype."""
+    if reduction == "none":
+        (gv, *views), rows, cols = collapse_2d(grad, *inputs)
+        grad_strides, grad_scale = strides(gv), 1.0
+    else:  # a scalar upstream gradient, read through zero strides
+        views, rows, cols = collapse_2d(*inputs)
+        gv, grad_strides = grad, [0, 0]
+        grad_scale = 1.0 / inputs[0].numel() if reduction == "mean" else 1.0
+    grads = [empty((rows, cols), t.dtype, t.device) for t in inputs]
+    kernel[grid(rows, cols)](gv, *views, *grads, rows, cols, *grad_strides, *strides(*views), *scalars, grad_scale)
+    return [g.view(t.shape) for g, t in zip(grads, inputs)]

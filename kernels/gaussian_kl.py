@@ -9,15 +9,12 @@ import torch
 import triton
 import triton.language as tl
 
-from clarinet._alloc import empty as _alloc
-from clarinet._layout import collapse_2d
-
 from ._elementwise import (
     elementwise_configs,
     floor_log_scale,
-    grid,
-    partials_buffer,
-    strides,
+    loss_backward,
+    loss_forward,
+    store_loss,
     tile_2d,
     tile_heuristics,
 )
@@ -59,10 +56,7 @@ def _gaussian_kl_fwd_kernel(
     diff = lp - lq
     e = (mq - mp) * tl.exp(-lp)
     kl = diff + 0.5 * tl.exp(-2.0 * diff) + 0.5 * e * e - 0.5 + reg_weight * diff * diff
-    if REDUCE:
-        tl.store(partials_ptr + pid, tl.sum(tl.where(mask, kl, 0.0)))
-    else:
-        tl.store(out_ptr + r * cols + c, kl, mask=mask)
+    store_loss(kl, mask, pid, r, c, cols, out_ptr, partials_ptr, REDUCE)
 
 
 @triton.autotune(configs=elementwise_configs(), key=["rows", "cols"])
@@ -105,31 +99,11 @@ def _gaussian_kl_bwd_kernel(
 
 def gaussian_kl_fwd(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min: float, reg_weight: float,
                     reduction: str) -> torch.Tensor:
-    views, rows, cols = collapse_2d(mean_q, log_scale_q, mean_p, log_scale_p)
-    reduce = reduction != "none"
-    out = _alloc((rows, cols) if not reduce else (1,), torch.float32, mean_q.device)
-    partials = partials_buffer(rows, cols, mean_q.device) if reduce else out
-    _gaussian_kl_fwd_kernel[grid(rows, cols)](
-        *views, out, partials, rows, cols, *strides(*views), log_scale_min, reg_weight, REDUCE=reduce
-    )
-    if not reduce:
-        return out.view(mean_q.shape)
-    total = partials.sum()
-    return total / mean_q.numel() if reduction == "mean" else total
+    return loss_forward(_gaussian_kl_fwd_kernel, (mean_q, log_scale_q, mean_p, log_scale_p),
+                        (log_scale_min, reg_weight), reduction)
 
 
 def gaussian_kl_bwd(grad, mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min: float, reg_weight: float,
                     reduction: str) -> list[torch.Tensor]:
-    inputs = (mean_q, log_scale_q, mean_p, log_scale_p)
-    if reduction == "none":
-        (gv, *views), rows, cols = collapse_2d(grad, *inputs)
-        grad_strides, grad_scale = strides(gv), 1.0
-    else:
-        views, rows, cols = collapse_2d(*inputs)
-        gv, grad_strides = grad, [0, 0]
-        grad_scale = 1.0 / mean_q.numel() if reduction == "mean" else 1.0
-    grads = [_alloc((rows, cols), t.dtype, t.device) for t in inputs]
-    _gaussian_kl_bwd_kernel[grid(rows, cols)](
-        gv, *views, *grads, rows, cols, *grad_strides, *strides(*views), log_scale_min, reg_weight, grad_scale
-    )
-    return [g.view(t.shape) for g, t in zip(grads, inputs)]
+    return loss_backward(_gaussian_kl_bwd_kernel, grad, (mean_q, log_scale_q, mean_p, log_scale_p),
+                         (log_scale_min, reg_weight), reduction)

@@ -7,26 +7,20 @@ gradients.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import triton
 import triton.language as tl
 
-from clarinet._alloc import empty as _alloc
-from clarinet._layout import collapse_2d
-
 from ._elementwise import (
     elementwise_configs,
     floor_log_scale,
-    grid,
-    partials_buffer,
-    strides,
+    loss_backward,
+    loss_forward,
+    store_loss,
     tile_2d,
     tile_heuristics,
 )
 
-HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @triton.autotune(configs=elementwise_configs(), key=["rows", "cols", "REDUCE"])
@@ -51,10 +45,7 @@ def _gaussian_nll_fwd_kernel(
     s = floor_log_scale(ls, log_scale_min)
     u = (x - mean) * tl.exp(-s)
     loss = 0.9189385332046727 + s + 0.5 * u * u  # 0.5*log(2*pi)
-    if REDUCE:
-        tl.store(partials_ptr + pid, tl.sum(tl.where(mask, loss, 0.0)))
-    else:
-        tl.store(out_ptr + r * cols + c, loss, mask=mask)
+    store_loss(loss, mask, pid, r, c, cols, out_ptr, partials_ptr, REDUCE)
 
 
 @triton.autotune(configs=elementwise_configs(), key=["rows", "cols"])
@@ -90,29 +81,8 @@ def _gaussian_nll_bwd_kernel(
 
 
 def gaussian_nll_fwd(x, mean, log_scale, log_scale_min: float, reduction: str) -> torch.Tensor:
-    (xv, mv, sv), rows, cols = collapse_2d(x, mean, log_scale)
-    reduce = reduction != "none"
-    out = _alloc((rows, cols) if not reduce else (1,), torch.float32, x.device)
-    partials = partials_buffer(rows, cols, x.device) if reduce else out
-    _gaussian_nll_fwd_kernel[grid(rows, cols)](
-        xv, mv, sv, out, partials, rows, cols, *strides(xv, mv, sv), log_scale_min, REDUCE=reduce
-    )
-    if not reduce:
-        return out.view(x.shape)
-    total = partials.sum()
-    return total / x.numel() if reduction == "mean" else total
+    return loss_forward(_gaussian_nll_fwd_kernel, (x, mean, log_scale), (log_scale_min,), reduction)
 
 
 def gaussian_nll_bwd(grad, x, mean, log_scale, log_scale_min: float, reduction: str) -> list[torch.Tensor]:
-    if reduction == "none":
-        (gv, xv, mv, sv), rows, cols = collapse_2d(grad, x, mean, log_scale)
-        grad_strides, grad_scale = strides(gv), 1.0
-    else:
-        (xv, mv, sv), rows, cols = collapse_2d(x, mean, log_scale)
-        gv, grad_strides = grad, [0, 0]
-        grad_scale = 1.0 / x.numel() if reduction == "mean" else 1.0
-    dx, dmean, dls = (_alloc((rows, cols), t.dtype, t.device) for t in (x, mean, log_scale))
-    _gaussian_nll_bwd_kernel[grid(rows, cols)](
-        gv, xv, mv, sv, dx, dmean, dls, rows, cols, *grad_strides, *strides(xv, mv, sv), log_scale_min, grad_scale
-    )
-    return [dx.view(x.shape), dmean.view(mean.shape), dls.view(log_scale.shape)]
+    return loss_backward(_gaussian_nll_bwd_kernel, grad, (x, mean, log_scale), (log_scale_min,), reduction)
