@@ -22,7 +22,6 @@ from ._elementwise import (
 )
 
 
-
 @triton.autotune(configs=elementwise_configs(), key=["rows", "cols", "REDUCE"])
 @triton.heuristics(tile_heuristics())
 @triton.jit
