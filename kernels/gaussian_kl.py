@@ -20,7 +20,6 @@ from ._elementwise import (
 )
 
 
-
 @triton.jit
 def _load_inputs(mq_ptr, lq_ptr, mp_ptr, lp_ptr, r, c, mask,
                  stride_mq_r, stride_mq_c, stride_lq_r, stride_lq_c,
