@@ -420,7 +420,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
     # -- reference incremental sampler ------------------------------------------------------
     @torch.no_grad()
     def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
-                 progress: bool = True, *, log_scale_min: float = -9.0, chunk: int = 1024) -> torch.Tensor:
+                 progress: bool = True, *, log_scale_min: float = -9.0, chunk: int = 1024,
+                 backend: Optional[str] = None) -> torch.Tensor:
         """Sample audio ``(B, T = frames * hop)`` one sample at a time (the reference sampler).
 
         ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) * temperature * noise_t`` with
@@ -428,9 +429,21 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         defaults to ``torch.randn`` (from the global generator). Per-layer ring buffers hold the
         past layer inputs at each dilation, so each sample costs O(layers) small products; the
         mel is upsampled once. Plain torch ops (no fused backend). ``progress``: a tqdm bar.
+
+        ``backend``: ``None`` or ``"reference"``: this Python sampler; ``"cpp"``: the C++ loop of
+        :func:`clarinet.ops.wavenet_sample.wavenet_sample` (float32 CPU; same samples up to float
+        rounding); ``"auto"``: ``"cpp"`` for float32 CPU inputs, else the reference.
         """
         noise = generation_noise(self, mel, noise)
         temperature = float(temperature)
+        if backend not in (None, "reference", "cpp", "auto"):
+            raise ValueError(f"backend: expected None, 'reference', 'cpp' or 'auto', got {backend!r}")
+        if backend == "cpp" or (backend == "auto" and mel.device.type == "cpu" and mel.dtype == torch.float32):
+            from ..ops.wavenet_sample import pack_wavenet, wavenet_sample
+
+            _positive_int("chunk", chunk)
+            return wavenet_sample(pack_wavenet(self), self.upsampler(mel), noise, temperature=temperature,
+                                  log_scale_min=log_scale_min, backend="cpp", chunk=chunk)
         x, _, _ = self._incremental(mel, None, noise, temperature, progress, log_scale_min, chunk)
         return x
 

@@ -7,6 +7,9 @@
 
 namespace py = pybind11;
 
+// csrc/cpu/wavenet_sampler.cpp
+void register_wavenet_sampler(py::module_& m);
+
 namespace {
 
 py::dict build_info() {
@@ -42,4 +45,5 @@ py::dict build_info() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "clarinet CPU extension";
   m.def("build_info", &build_info, "How this extension was compiled (compiler, vector ISA flags, OpenMP).");
+  register_wavenet_sampler(m);
 }

@@ -1,0 +1,255 @@
+"""Incremental (autoregressive) sampling of a :class:`~clarinet.models.GaussianWaveNet`, CPU C++ backend.
+
+- :func:`pack_wavenet`: a read-only float32 copy of the teacher's stack weights laid out for the C++
+  loop, built once and reused; it remembers which weights it came from and is refused once they change.
+- :func:`wavenet_sample`: the sampling loop over the upsampled conditioning ``h`` (free-running or
+  teacher-forced); ``backend="cpp"`` runs the whole loop in ``clarinet._C`` (no Python per sample,
+  GIL released), ``backend="reference"`` the Python stepper of :mod:`clarinet.models.wavenet`.
+
+Equivalent to ``GaussianWaveNet.generate`` / ``incremental_forward`` after the upsampler
+(reference: :func:`wavenet_sample_ref`).
+"""
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+__all__ = ["PackedWaveNet", "pack_wavenet", "wavenet_sample", "wavenet_sample_ref"]
+
+_BACKENDS = ("auto", "reference", "cpp")
+
+
+def _load_cpp():
+    try:
+        from .. import _C
+    except ImportError as e:  # pragma: no cover - the extension is always built by setup.py
+        raise ImportError("wavenet_sample(backend='cpp') needs the compiled extension clarinet._C: "
+                          "reinstall with `pip install -e .`") from e
+    return _C
+
+
+def _weights_version(stack) -> tuple:
+    """What identifies the current weights: each parameter's storage, version counter and shape.
+
+    In-place updates (optimizer steps, ``copy_``, ``load_state_dict``, ``normal_``) bump the version
+    counter; writes through ``.data`` do not, so call :func:`pack_wavenet` again after those.
+    """
+    return tuple((p.data_ptr(), p._version, tuple(p.shape), p.dtype) for p in stack.parameters())
+
+
+@dataclass(eq=False)
+class PackedWaveNet:
+    """Packed float32 weights of a ``GaussianWaveNet``'s stack (read-only; see :func:`pack_wavenet`).
+
+    ``tensors``: the packed layout, per layer ``w_dil (K*R, G)`` with ``[k*R + r, g] = w_dil[g, r, k]``,
+    ``b_dil (G,)``, ``w_cond (C, G)`` (transposed), ``w_rs (G/2, R+S)`` (residual and skip fused,
+    transposed), ``b_rs (R+S,)``; the head ``w_in (R,)``, ``b_in``, ``w_out1 (S, S)`` and
+    ``w_out2 (S, 2)`` transposed, their biases. ``config``: layers, dilations, R, G, S, K, C, hop.
+    """
+
+    config: dict
+    tensors: dict
+    version: tuple
+    _model_ref: object = field(repr=False)
+    _cpp: object = field(default=None, repr=False)
+
+    @property
+    def model(self):
+        """The source model, or None if it no longer exists."""
+        return self._model_ref()
+
+    def is_stale(self) -> bool:
+        """True when the source model is gone or its weights changed since packing."""
+        m = self._model_ref()
+        return m is None or _weights_version(m.wavenet) != self.version
+
+    def check(self) -> None:
+        m = self._model_ref()
+        if m is None:
+            raise RuntimeError("packed: the model these weights were packed from no longer exists")
+        if _weights_version(m.wavenet) != self.version:
+            raise RuntimeError("packed: the model's weights changed since pack_wavenet(); "
+                               "call pack_wavenet(model) again")
+
+    def cpp(self):
+        if self._cpp is None:
+            _C = _load_cpp()
+            c, t = self.config, self.tensors
+            layers = [tuple(t[f"layers.{i}.{n}"].numpy() for n in ("w_dil", "b_dil", "w_cond", "w_rs", "b_rs"))
+                      for i in range(c["layers"])]
+            self._cpp = _C.WaveNetSampler(c["R"], c["G"], c["S"], c["K"], c["C"], list(c["dilations"]),
+                                          t["w_in"].numpy(), t["b_in"].numpy(), layers, t["w_out1"].numpy(),
+                                          t["b_out1"].numpy(), t["w_out2"].numpy(), t["b_out2"].numpy())
+        return self._cpp
+
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def pack_wavenet(model, *, cache: bool = True) -> PackedWaveNet:
+    """Pack a ``GaussianWaveNet``'s stack weights (float32, contiguous) for :func:`wavenet_sample`.
+
+    With ``cache=True`` the pack is kept beside the model (weakly) and returned again while the
+    weights are unchanged; after any in-place change of a parameter it is rebuilt.
+    """
+    from ..models.wavenet import GaussianWaveNet
+
+    if not isinstance(model, GaussianWaveNet):
+        raise TypeError(f"model: expected a GaussianWaveNet, got {type(model).__name__}")
+    stack = model.wavenet
+    version = _weights_version(stack)
+    if cache:
+        hit = _CACHE.get(model)
+        if hit is not None and hit.version == version:
+            return hit
+    if stack.w_in.shape[1] != 1 or stack.w_out2.shape[0] != 2:
+        raise ValueError("model: expected a stack with 1 input and 2 output channels (mean, log-scale)")
+    with torch.no_grad():
+        f = lambda p: p.detach().to(device="cpu", dtype=torch.float32).contiguous()  # noqa: E731
+        first = stack.layers[0]
+        G, R, K = first.w_dil.shape
+        S, C = first.w_skip.shape[0], first.w_cond.shape[1]
+        tensors = {"w_in": f(stack.w_in[:, 0]), "b_in": f(stack.b_in),
+                   "w_out1": f(stack.w_out1.t()), "b_out1": f(stack.b_out1),
+                   "w_out2": f(stack.w_out2.t()), "b_out2": f(stack.b_out2)}
+        for i, ly in enumerate(stack.layers):
+            tensors[f"layers.{i}.w_dil"] = f(ly.w_dil.permute(2, 1, 0).reshape(K * R, G))
+            tensors[f"layers.{i}.b_dil"] = f(ly.b_dil)
+            tensors[f"layers.{i}.w_cond"] = f(ly.w_cond.t())
+            tensors[f"layers.{i}.w_rs"] = f(torch.cat([ly.w_res, ly.w_skip]).t())
+            tensors[f"layers.{i}.b_rs"] = f(torch.cat([ly.b_res, ly.b_skip]))
+        for v in tensors.values():
+            v.requires_grad_(False)
+    config = dict(layers=len(stack.layers), dilations=tuple(stack.dilations), R=R, G=G, S=S, K=K, C=C,
+                  hop=model.hop_length, receptive_field=stack.receptive_field)
+    packed = PackedWaveNet(config=config, tensors=tensors, version=version, _model_ref=weakref.ref(model))
+    if cache:
+        _CACHE[model] = packed
+    return packed
+
+
+def _check_inputs(packed, h, noise, teacher_forcing, temperature, log_scale_min, backend, chunk):
+    if not isinstance(packed, PackedWaveNet):
+        raise TypeError(f"packed: expected a PackedWaveNet (from pack_wavenet), got {type(packed).__name__}")
+    if not isinstance(h, torch.Tensor):
+        raise TypeError(f"h: expected a torch.Tensor, got {type(h).__name__}")
+    if not h.dtype.is_floating_point:
+        raise TypeError(f"h: expected a floating-point tensor, got {h.dtype}")
+    if h.dim() != 3 or h.shape[1] != packed.config["C"]:
+        raise ValueError(f"h: expected shape (B, {packed.config['C']}, T) (the upsampled conditioning), "
+                         f"got {tuple(h.shape)}")
+    B, _, T = h.shape
+    for name, t in (("noise", noise), ("teacher_forcing", teacher_forcing)):
+        if t is None:
+            continue
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+        if t.dtype != h.dtype:
+            raise TypeError(f"{name}: expected dtype {h.dtype} (h's), got {t.dtype}")
+        if t.device != h.device:
+            raise ValueError(f"{name}: expected device {h.device} (h's), got {t.device}")
+        if tuple(t.shape) != (B, T):
+            raise ValueError(f"{name}: expected shape ({B}, {T}), got {tuple(t.shape)}")
+    if noise is not None and teacher_forcing is not None:
+        raise ValueError("noise: not used with teacher_forcing (pass one of them)")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk: expected an int >= 1, got {chunk!r}")
+    try:
+        temperature, log_scale_min = float(temperature), float(log_scale_min)
+    except (TypeError, ValueError):
+        raise TypeError("temperature, log_scale_min: expected floats") from None
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend: expected one of {_BACKENDS}, got {backend!r}")
+    return B, T, temperature, log_scale_min
+
+
+def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
+                   teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
+                   log_scale_min: float = -9.0, backend: str = "auto", chunk: int = 1024,
+                   progress: bool = False, num_threads: Optional[int] = None):
+    """Autoregressive sampling from the upsampled conditioning ``h`` ``(B, C, T)``.
+
+    Free-running (``teacher_forcing=None``): returns ``x`` ``(B, T)`` with
+    ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) * temperature * noise_t``, step ``t`` fed
+    ``x_{t-1}`` (0 at ``t = 0``); ``noise`` ``(B, T)`` defaults to ``torch.randn``.
+    Teacher-forced (``teacher_forcing`` = audio ``(B, T)``): step ``t`` is fed ``audio[:, t-1]``;
+    returns ``(mean, log_scale)``, each ``(B, T)``, equal to the model's ``forward``.
+
+    ``backend``: ``"cpp"`` (float32 CPU tensors; the loop in C++, batch elements on up to
+    ``num_threads`` threads, default ``torch.get_num_threads()``), ``"reference"`` (the Python
+    stepper; needs the packed model alive), ``"auto"`` (``cpp`` for float32 CPU inputs). ``chunk``:
+    steps whose conditioning projection is computed at once (memory ``layers * chunk * G`` floats per
+    batch element). ``progress`` applies to the reference backend only.
+
+    Equivalent to :func:`wavenet_sample_ref` (``GaussianWaveNet.generate`` after the upsampler).
+    """
+    if backend == "auto":
+        backend = os.environ.get("CLARINET_BACKEND", "auto")
+        if backend not in _BACKENDS:  # a backend of the other ops (e.g. "triton"): not one of ours
+            backend = "auto"
+    B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
+                                                     log_scale_min, backend, chunk)
+    packed.check()
+    if backend == "auto":
+        backend = "cpp" if (h.device.type == "cpu" and h.dtype == torch.float32) else "reference"
+    forced = teacher_forcing is not None
+    if noise is None and not forced:
+        noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
+    if backend == "reference":
+        return wavenet_sample_ref(packed, h, noise, teacher_forcing=teacher_forcing, temperature=temperature,
+                                  log_scale_min=log_scale_min, chunk=chunk, progress=progress)
+    if h.device.type != "cpu":
+        raise ValueError(f"h: backend 'cpp' needs CPU tensors, got device {h.device}")
+    if h.dtype != torch.float32:
+        raise TypeError(f"h: backend 'cpp' needs float32, got {h.dtype} (use backend='reference')")
+    if num_threads is None:
+        num_threads = torch.get_num_threads()
+    x = torch.empty(B, T, dtype=torch.float32)
+    mean = torch.empty(B, T, dtype=torch.float32)
+    log_scale = torch.empty(B, T, dtype=torch.float32)
+    if B and T:
+        src = teacher_forcing if forced else noise
+        packed.cpp().run(h.detach().numpy(), None if forced else src.detach().numpy(),
+                         src.detach().numpy() if forced else None, x.numpy(), mean.numpy(), log_scale.numpy(),
+                         temperature, log_scale_min, int(chunk), int(num_threads))
+    return (mean, log_scale) if forced else x
+
+
+@torch.no_grad()
+def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
+                       teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
+                       log_scale_min: float = -9.0, chunk: int = 1024, progress: bool = False):
+    """The reference: the Python incremental stepper of ``GaussianWaveNet`` over ``h`` (same arguments)."""
+    from ..models.wavenet import _StackStepper
+    from tqdm.auto import tqdm
+
+    B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
+                                                     log_scale_min, "reference", chunk)
+    packed.check()
+    model = packed.model
+    forced = teacher_forcing is not None
+    if noise is None and not forced:
+        noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
+    stepper = _StackStepper(model.wavenet, B)
+    out, mean, log_scale = h.new_zeros(B, T), h.new_zeros(B, T), h.new_zeros(B, T)
+    prev = h.new_zeros(B, 1)
+    c0 = 0
+    for t in tqdm(range(T), disable=not progress, desc="generate", unit="sample", leave=False):
+        if t % chunk == 0:
+            c0 = t
+            stepper.condition(h[:, :, t: t + chunk])
+        y = stepper.step(prev, t, t - c0)
+        m, s = y[:, 0], y[:, 1]
+        mean[:, t] = m
+        log_scale[:, t] = s
+        if forced:
+            xt = teacher_forcing[:, t]
+        else:
+            xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, t])
+        out[:, t] = xt
+        prev = xt[:, None]
+    return (mean, log_scale) if forced else out

@@ -1,0 +1,362 @@
+// Incremental (one sample at a time) sampler for clarinet's GaussianWaveNet, CPU, float32.
+//
+// Reproduces clarinet.models.wavenet._StackStepper (the reference incremental sampler) step for
+// step: 1x1 input conv -> residual layers with per-layer ring buffers of past layer inputs at the
+// dilation -> summed skips * sqrt(1/layers) -> ReLU -> 1x1 -> ReLU -> 1x1 (mean, log-scale).
+// The whole time loop runs here with the GIL released; Python only packs weights once
+// (clarinet/ops/wavenet_sample.py) and allocates the outputs.
+//
+// Memory layout (all row-major float32, "input-major": row i holds the weights that multiply
+// input i, so a matrix-vector product streams contiguous rows into a register accumulator):
+//   w_in   (R,)                 input conv (in_channels = 1), b_in (R,)
+//   per layer:
+//     w_dil  (K*R, G)           [k*R + r, g] = w_dil[g, r, k]  (tap k, input channel r)
+//     b_dil  (G,)
+//     w_cond (C, G)             [c, g] = w_cond[g, c]
+//     w_rs   (G/2, R+S)         [i, j] = cat(w_res, w_skip)[j, i]  (residual and skip fused)
+//     b_rs   (R+S,)
+//   w_out1 (S, S) transposed, b_out1 (S,), w_out2 (S, 2) transposed, b_out2 (2,)
+//
+// Loop structure per batch element (elements are independent; several run on std::threads):
+//   for each chunk of `chunk` steps: cond[l][n][:] = b_dil + w_cond^T h[:, t0+n]  (n < chunk)
+//   for each step t: x = w_in*prev + b_in; for each layer: a = cond + sum_taps W_k^T x_tap,
+//   z = tanh(a[:G/2]) * sigmoid(a[G/2:]), rs = b_rs + W_rs^T z, ring[t % L] = x,
+//   x = (x + rs[:R]) * sqrt(0.5), skip += rs[R:]; then the head; then the Gaussian draw.
+// Matrix-vector products use an AVX2/FMA kernel when the CPU has it (checked at run time; the
+// build itself stays portable x86-64), else a plain loop the compiler vectorises with SSE2.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CLARINET_X86 1
+#endif
+
+namespace py = pybind11;
+
+namespace {
+
+constexpr float kSqrtHalf = 0.70710678118654752440f;
+
+// acc[o] += sum_i x[i] * W[i*ldw + o], o < nout, i < nin.
+using MatVecFn = void (*)(const float* __restrict, int64_t, const float* __restrict, int64_t, float* __restrict,
+                          int64_t);
+
+void matvec_acc_generic(const float* __restrict W, int64_t ldw, const float* __restrict x, int64_t nin,
+                        float* __restrict acc, int64_t nout) {
+  for (int64_t i = 0; i < nin; ++i) {
+    const float xi = x[i];
+    const float* __restrict w = W + i * ldw;
+    for (int64_t o = 0; o < nout; ++o) acc[o] += xi * w[o];
+  }
+}
+
+#if defined(CLARINET_X86)
+__attribute__((target("avx2,fma"))) void matvec_acc_avx2(const float* __restrict W, int64_t ldw,
+                                                          const float* __restrict x, int64_t nin,
+                                                          float* __restrict acc, int64_t nout) {
+  int64_t o0 = 0;
+  // 64 outputs (8 ymm accumulators) per pass: one broadcast feeds 8 FMAs from one weight row.
+  for (; o0 + 64 <= nout; o0 += 64) {
+    __m256 a0 = _mm256_loadu_ps(acc + o0), a1 = _mm256_loadu_ps(acc + o0 + 8);
+    __m256 a2 = _mm256_loadu_ps(acc + o0 + 16), a3 = _mm256_loadu_ps(acc + o0 + 24);
+    __m256 a4 = _mm256_loadu_ps(acc + o0 + 32), a5 = _mm256_loadu_ps(acc + o0 + 40);
+    __m256 a6 = _mm256_loadu_ps(acc + o0 + 48), a7 = _mm256_loadu_ps(acc + o0 + 56);
+    const float* w = W + o0;
+    for (int64_t i = 0; i < nin; ++i, w += ldw) {
+      const __m256 b = _mm256_broadcast_ss(x + i);
+      a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w), a0);
+      a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 8), a1);
+      a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 16), a2);
+      a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 24), a3);
+      a4 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 32), a4);
+      a5 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 40), a5);
+      a6 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 48), a6);
+      a7 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 56), a7);
+    }
+    _mm256_storeu_ps(acc + o0, a0);
+    _mm256_storeu_ps(acc + o0 + 8, a1);
+    _mm256_storeu_ps(acc + o0 + 16, a2);
+    _mm256_storeu_ps(acc + o0 + 24, a3);
+    _mm256_storeu_ps(acc + o0 + 32, a4);
+    _mm256_storeu_ps(acc + o0 + 40, a5);
+    _mm256_storeu_ps(acc + o0 + 48, a6);
+    _mm256_storeu_ps(acc + o0 + 56, a7);
+  }
+  for (; o0 + 8 <= nout; o0 += 8) {
+    __m256 a0 = _mm256_loadu_ps(acc + o0);
+    const float* w = W + o0;
+    for (int64_t i = 0; i < nin; ++i, w += ldw) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i), _mm256_loadu_ps(w), a0);
+    _mm256_storeu_ps(acc + o0, a0);
+  }
+  for (; o0 < nout; ++o0) {
+    float a = acc[o0];
+    for (int64_t i = 0; i < nin; ++i) a = std::fma(x[i], W[i * ldw + o0], a);
+    acc[o0] = a;
+  }
+}
+#endif
+
+MatVecFn pick_matvec(bool allow_simd) {
+#if defined(CLARINET_X86)
+  if (allow_simd) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return matvec_acc_avx2;
+  }
+#endif
+  (void)allow_simd;
+  return matvec_acc_generic;
+}
+
+std::vector<float> copy_array(const py::array& arr, const std::vector<int64_t>& shape, const std::string& name) {
+  py::array_t<float, py::array::c_style | py::array::forcecast> a(arr);
+  if (a.ndim() != static_cast<py::ssize_t>(shape.size())) {
+    throw std::invalid_argument(name + ": expected " + std::to_string(shape.size()) + " dimensions, got " +
+                                std::to_string(a.ndim()));
+  }
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (a.shape(d) != shape[d]) {
+      throw std::invalid_argument(name + ": dimension " + std::to_string(d) + " is " + std::to_string(a.shape(d)) +
+                                  ", expected " + std::to_string(shape[d]));
+    }
+  }
+  return std::vector<float>(a.data(), a.data() + a.size());
+}
+
+struct Layer {
+  int64_t d = 1, L = 0;
+  std::vector<float> w_dil, b_dil, w_cond, w_rs, b_rs;
+};
+
+// A strided float32 view (strides in elements).
+struct View2 {
+  const float* p = nullptr;
+  int64_t s0 = 0, s1 = 0;
+  float at(int64_t i, int64_t j) const { return p[i * s0 + j * s1]; }
+};
+
+class WaveNetSampler {
+ public:
+  WaveNetSampler(int64_t R, int64_t G, int64_t S, int64_t K, int64_t C, std::vector<int64_t> dilations,
+                 py::array w_in, py::array b_in, py::list layers, py::array w_out1, py::array b_out1,
+                 py::array w_out2, py::array b_out2)
+      : R_(R), G_(G), S_(S), K_(K), C_(C) {
+    if (R < 1 || G < 2 || G % 2 || S < 1 || K < 1 || C < 0)
+      throw std::invalid_argument("WaveNetSampler: bad sizes (need R, S, K >= 1, C >= 0, G even >= 2)");
+    if (static_cast<int64_t>(dilations.size()) != static_cast<int64_t>(py::len(layers)) || dilations.empty())
+      throw std::invalid_argument("layers: expected one entry per dilation (and at least one)");
+    w_in_ = copy_array(w_in, {R}, "w_in");
+    b_in_ = copy_array(b_in, {R}, "b_in");
+    for (size_t l = 0; l < dilations.size(); ++l) {
+      if (dilations[l] < 1) throw std::invalid_argument("dilations: expected ints >= 1");
+      py::tuple t = layers[l].cast<py::tuple>();
+      if (t.size() != 5) throw std::invalid_argument("layers: each entry is (w_dil, b_dil, w_cond, w_rs, b_rs)");
+      Layer ly;
+      ly.d = dilations[l];
+      ly.L = (K - 1) * ly.d;
+      const std::string n = "layers[" + std::to_string(l) + "].";
+      ly.w_dil = copy_array(t[0], {K * R, G}, n + "w_dil");
+      ly.b_dil = copy_array(t[1], {G}, n + "b_dil");
+      ly.w_cond = copy_array(t[2], {C, G}, n + "w_cond");
+      ly.w_rs = copy_array(t[3], {G / 2, R + S}, n + "w_rs");
+      ly.b_rs = copy_array(t[4], {R + S}, n + "b_rs");
+      layers_.push_back(std::move(ly));
+    }
+    w_out1_ = copy_array(w_out1, {S, S}, "w_out1");
+    b_out1_ = copy_array(b_out1, {S}, "b_out1");
+    w_out2_ = copy_array(w_out2, {S, 2}, "w_out2");
+    b_out2_ = copy_array(b_out2, {2}, "b_out2");
+  }
+
+  // h (B, C, T) float32 (any strides); noise (B, T) or None; audio (B, T) or None (teacher forcing);
+  // x_out, mean_out, ls_out (B, T) float32 C-contiguous, written here.
+  void run(py::array h, py::object noise, py::object audio, py::array x_out, py::array mean_out, py::array ls_out,
+           double temperature, double log_scale_min, int64_t chunk, int64_t num_threads, bool simd) {
+    if (chunk < 1) throw std::invalid_argument("chunk: expected an int >= 1");
+    auto hb = checked_float(h, 3, "h");
+    const int64_t B = hb.shape[0], T = hb.shape[2];
+    if (hb.shape[1] != C_)
+      throw std::invalid_argument("h: expected " + std::to_string(C_) + " conditioning channels, got " +
+                                  std::to_string(hb.shape[1]));
+    const bool forced = !audio.is_none();
+    if (forced == !noise.is_none())
+      throw std::invalid_argument("exactly one of noise (free-running) and audio (teacher forcing) is needed");
+    py::buffer_info src = checked_float(forced ? audio.cast<py::array>() : noise.cast<py::array>(), 2,
+                                        forced ? "teacher_forcing" : "noise");
+    if (src.shape[0] != B || src.shape[1] != T)
+      throw std::invalid_argument(std::string(forced ? "teacher_forcing" : "noise") + ": expected shape (" +
+                                  std::to_string(B) + ", " + std::to_string(T) + ")");
+    float* outs[3];
+    const char* names[3] = {"x_out", "mean_out", "ls_out"};
+    py::array arrs[3] = {x_out, mean_out, ls_out};
+    for (int i = 0; i < 3; ++i) {
+      auto ob = checked_float(arrs[i], 2, names[i]);
+      if (ob.shape[0] != B || ob.shape[1] != T || ob.strides[1] != static_cast<py::ssize_t>(sizeof(float)) ||
+          ob.strides[0] != static_cast<py::ssize_t>(T * sizeof(float)) || ob.readonly)
+        throw std::invalid_argument(std::string(names[i]) + ": expected a writable C-contiguous (B, T) float32 array");
+      outs[i] = static_cast<float*>(ob.ptr);
+    }
+    if (B == 0 || T == 0) return;
+    const int64_t fs = sizeof(float);
+    const float* hp = static_cast<const float*>(hb.ptr);
+    const int64_t hs0 = hb.strides[0] / fs, hs1 = hb.strides[1] / fs, hs2 = hb.strides[2] / fs;
+    View2 sv{static_cast<const float*>(src.ptr), src.strides[0] / fs, src.strides[1] / fs};
+    const MatVecFn mv = pick_matvec(simd);
+    const float temp = static_cast<float>(temperature), lsmin = static_cast<float>(log_scale_min);
+    const int64_t n_chunk = std::min(chunk, T);
+
+    auto work = [&](int64_t b) {
+      View2 hv{hp + b * hs0, hs1, hs2};
+      run_one(mv, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T, outs[2] + b * T, T, temp,
+              lsmin, n_chunk);
+    };
+    const int64_t nt = std::max<int64_t>(1, std::min(num_threads, B));
+    py::gil_scoped_release release;
+    if (nt == 1) {
+      for (int64_t b = 0; b < B; ++b) work(b);
+      return;
+    }
+    std::vector<std::thread> pool;
+    std::exception_ptr err;
+    std::mutex mu;
+    for (int64_t w = 0; w < nt; ++w) {
+      pool.emplace_back([&, w]() {
+        try {
+          for (int64_t b = w; b < B; b += nt) work(b);
+        } catch (...) {
+          std::lock_guard<std::mutex> g(mu);
+          if (!err) err = std::current_exception();
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    if (err) std::rethrow_exception(err);
+  }
+
+  bool uses_avx2() const { return pick_matvec(true) != matvec_acc_generic; }
+
+ private:
+  static py::buffer_info checked_float(const py::array& a, int ndim, const std::string& name) {
+    if (!py::isinstance<py::array_t<float>>(a) || a.dtype().kind() != 'f' || a.itemsize() != sizeof(float))
+      throw std::invalid_argument(name + ": expected a float32 array");
+    py::buffer_info info = a.request();
+    if (info.ndim != ndim)
+      throw std::invalid_argument(name + ": expected " + std::to_string(ndim) + " dimensions, got " +
+                                  std::to_string(info.ndim));
+    for (auto s : info.strides)
+      if (s % static_cast<py::ssize_t>(sizeof(float)))
+        throw std::invalid_argument(name + ": strides must be multiples of the element size");
+    return info;
+  }
+
+  void run_one(MatVecFn mv, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo, float* lo,
+               int64_t T, float temp, float lsmin, int64_t n_chunk) const {
+    const int64_t R = R_, G = G_, S = S_, K = K_, C = C_, G2 = G / 2, NL = static_cast<int64_t>(layers_.size());
+    const float skip_scale = std::sqrt(1.0f / static_cast<float>(NL));
+    // ring buffers (zero = the reference's zero-initialised history), conditioning chunk, scratch
+    std::vector<std::vector<float>> ring(NL);
+    for (int64_t l = 0; l < NL; ++l) ring[l].assign(layers_[l].L * R, 0.0f);
+    std::vector<float> cond(NL * n_chunk * G), hT(n_chunk * C);
+    std::vector<float> x(R), a(G), z(G2), rs(R + S), skip(S), y1(S), y2(2);
+    float prev = 0.0f;
+    for (int64_t t0 = 0; t0 < T; t0 += n_chunk) {
+      const int64_t n = std::min(n_chunk, T - t0);
+      // conditioning projection of the next n steps, every layer: cond = b_dil + w_cond^T h
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t c = 0; c < C; ++c) hT[i * C + c] = h.at(c, t0 + i);
+      for (int64_t l = 0; l < NL; ++l) {
+        const Layer& ly = layers_[l];
+        float* cl = cond.data() + l * n_chunk * G;
+        for (int64_t i = 0; i < n; ++i) {
+          float* ci = cl + i * G;
+          std::fill(ci, ci + G, 0.0f);
+          mv(ly.w_cond.data(), G, hT.data() + i * C, C, ci, G);
+          for (int64_t g = 0; g < G; ++g) ci[g] += ly.b_dil[g];
+        }
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t t = t0 + i;
+        for (int64_t r = 0; r < R; ++r) x[r] = prev * w_in_[r] + b_in_[r];
+        for (int64_t l = 0; l < NL; ++l) {
+          const Layer& ly = layers_[l];
+          const float* ci = cond.data() + (l * n_chunk + i) * G;
+          std::fill(a.begin(), a.end(), 0.0f);
+          const int64_t L = ly.L;
+          const int64_t pos = L ? t % L : 0;
+          float* rb = ring[l].data();
+          for (int64_t k = 0; k + 1 < K; ++k) {  // tap k reads the input of step t - (K-1-k)*d
+            const int64_t slot = (pos - (K - 1 - k) * ly.d + L) % L;
+            mv(ly.w_dil.data() + k * R * G, G, rb + slot * R, R, a.data(), G);
+          }
+          mv(ly.w_dil.data() + (K - 1) * R * G, G, x.data(), R, a.data(), G);
+          for (int64_t g = 0; g < G; ++g) a[g] += ci[g];
+          for (int64_t g = 0; g < G2; ++g) {
+            const float s = 1.0f / (1.0f + std::exp(-a[G2 + g]));
+            z[g] = std::tanh(a[g]) * s;
+          }
+          std::fill(rs.begin(), rs.end(), 0.0f);
+          mv(ly.w_rs.data(), R + S, z.data(), G2, rs.data(), R + S);
+          for (int64_t j = 0; j < R + S; ++j) rs[j] += ly.b_rs[j];
+          if (L) std::copy(x.begin(), x.end(), rb + pos * R);  // the slot tap 0 just read now holds step t
+          for (int64_t r = 0; r < R; ++r) x[r] = (x[r] + rs[r]) * kSqrtHalf;
+          if (l == 0)
+            std::copy(rs.begin() + R, rs.end(), skip.begin());
+          else
+            for (int64_t s = 0; s < S; ++s) skip[s] += rs[R + s];
+        }
+        for (int64_t s = 0; s < S; ++s) skip[s] = std::max(skip[s] * skip_scale, 0.0f);
+        std::fill(y1.begin(), y1.end(), 0.0f);
+        mv(w_out1_.data(), S, skip.data(), S, y1.data(), S);
+        for (int64_t s = 0; s < S; ++s) y1[s] = std::max(y1[s] + b_out1_[s], 0.0f);
+        y2[0] = 0.0f;
+        y2[1] = 0.0f;
+        mv(w_out2_.data(), 2, y1.data(), S, y2.data(), 2);
+        const float m = y2[0] + b_out2_[0], ls = y2[1] + b_out2_[1];
+        mo[t] = m;
+        lo[t] = ls;
+        float xt;
+        if (forced) {
+          xt = src[t * src_s];
+        } else {
+          const float tn = temp * src[t * src_s];
+          xt = m + std::exp(std::max(ls, lsmin)) * tn;
+        }
+        xo[t] = xt;
+        prev = xt;
+      }
+    }
+  }
+
+  int64_t R_, G_, S_, K_, C_;
+  std::vector<float> w_in_, b_in_, w_out1_, b_out1_, w_out2_, b_out2_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace
+
+void register_wavenet_sampler(py::module_& m) {
+  py::class_<WaveNetSampler>(m, "WaveNetSampler",
+                             "Packed float32 weights of a GaussianWaveNet stack and its C++ incremental sampler "
+                             "(see clarinet.ops.wavenet_sample).")
+      .def(py::init<int64_t, int64_t, int64_t, int64_t, int64_t, std::vector<int64_t>, py::array, py::array,
+                    py::list, py::array, py::array, py::array, py::array>(),
+           py::arg("R"), py::arg("G"), py::arg("S"), py::arg("K"), py::arg("C"), py::arg("dilations"),
+           py::arg("w_in"), py::arg("b_in"), py::arg("layers"), py::arg("w_out1"), py::arg("b_out1"),
+           py::arg("w_out2"), py::arg("b_out2"))
+      .def("run", &WaveNetSampler::run, py::arg("h"), py::arg("noise"), py::arg("audio"), py::arg("x_out"),
+           py::arg("mean_out"), py::arg("ls_out"), py::arg("temperature"), py::arg("log_scale_min"),
+           py::arg("chunk"), py::arg("num_threads") = 1, py::arg("simd") = true,
+           "Run the sampling loop (GIL released); writes x_out, mean_out, ls_out (B, T).")
+      .def_property_readonly("uses_avx2", &WaveNetSampler::uses_avx2);
+}
