@@ -61,6 +61,12 @@ def test_threads_and_strided_inputs():
     xw[:, 1::2] = x
     ms, ls = wavenet_sample(p, hw[:, :, ::2], teacher_forcing=xw[:, 1::2], backend="cpp", chunk=5)
     assert torch.equal(ms, m1) and torch.equal(ls, l1)
+    # the portable (non-AVX2) kernels give the same answer
+    mg, lg = torch.empty_like(m1), torch.empty_like(m1)
+    p.cpp().run(h.numpy(), None, x.numpy(), torch.empty_like(m1).numpy(), mg.numpy(), lg.numpy(), 1.0, -9.0, 5, 2,
+                simd=False)
+    torch.testing.assert_close(mg, m1, rtol=1e-5, atol=2e-6)
+    torch.testing.assert_close(lg, l1, rtol=1e-5, atol=2e-6)
     ht = h.transpose(1, 2).contiguous().transpose(1, 2)
     mt, lt = wavenet_sample(p, ht, teacher_forcing=x, backend="cpp", chunk=5)
     assert torch.equal(mt, m1) and torch.equal(lt, l1)

@@ -108,6 +108,68 @@ __attribute__((target("avx2,fma"))) void matvec_acc_avx2(const float* __restrict
 }
 #endif
 
+// z[g] = tanh(a[g]) * sigmoid(a[G2 + g]), g < G2.
+using GateFn = void (*)(const float* __restrict, float* __restrict, int64_t);
+
+void gate_generic(const float* __restrict a, float* __restrict z, int64_t G2) {
+  for (int64_t g = 0; g < G2; ++g) {
+    const float s = 1.0f / (1.0f + std::exp(-a[G2 + g]));
+    z[g] = std::tanh(a[g]) * s;
+  }
+}
+
+#if defined(CLARINET_X86)
+// exp(x) for 8 floats: Cephes' expf (range reduction by ln 2, degree-5 polynomial, a few ulp),
+// inputs clamped to [-88.38, 88.38] (so the result is finite and never a denormal-producing NaN).
+__attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+  x = _mm256_max_ps(x, _mm256_set1_ps(-88.3762626647949f));
+  __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
+  fx = _mm256_floor_ps(fx);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  const __m256 z = _mm256_mul_ps(x, x);
+  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+  y = _mm256_fmadd_ps(y, z, x);
+  y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+  __m256i e = _mm256_cvttps_epi32(fx);
+  e = _mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+__attribute__((target("avx2,fma"))) void gate_avx2(const float* __restrict a, float* __restrict z, int64_t G2) {
+  const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f), m2 = _mm256_set1_ps(-2.0f);
+  int64_t g = 0;
+  for (; g + 8 <= G2; g += 8) {
+    const __m256 at = _mm256_loadu_ps(a + g), as = _mm256_loadu_ps(a + G2 + g);
+    // tanh(x) = 2 / (1 + exp(-2x)) - 1; sigmoid(x) = 1 / (1 + exp(-x))
+    const __m256 th = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, exp256(_mm256_mul_ps(m2, at)))), one);
+    const __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), as))));
+    _mm256_storeu_ps(z + g, _mm256_mul_ps(th, sg));
+  }
+  for (; g < G2; ++g) {
+    const float s = 1.0f / (1.0f + std::exp(-a[G2 + g]));
+    z[g] = std::tanh(a[g]) * s;
+  }
+}
+#endif
+
+GateFn pick_gate(bool allow_simd) {
+#if defined(CLARINET_X86)
+  if (allow_simd) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return gate_avx2;
+  }
+#endif
+  (void)allow_simd;
+  return gate_generic;
+}
+
 MatVecFn pick_matvec(bool allow_simd) {
 #if defined(CLARINET_X86)
   if (allow_simd) {
@@ -213,12 +275,13 @@ class WaveNetSampler {
     const int64_t hs0 = hb.strides[0] / fs, hs1 = hb.strides[1] / fs, hs2 = hb.strides[2] / fs;
     View2 sv{static_cast<const float*>(src.ptr), src.strides[0] / fs, src.strides[1] / fs};
     const MatVecFn mv = pick_matvec(simd);
+    const GateFn gate = pick_gate(simd);
     const float temp = static_cast<float>(temperature), lsmin = static_cast<float>(log_scale_min);
     const int64_t n_chunk = std::min(chunk, T);
 
     auto work = [&](int64_t b) {
       View2 hv{hp + b * hs0, hs1, hs2};
-      run_one(mv, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T, outs[2] + b * T, T, temp,
+      run_one(mv, gate, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T, outs[2] + b * T, T, temp,
               lsmin, n_chunk);
     };
     const int64_t nt = std::max<int64_t>(1, std::min(num_threads, B));
@@ -260,7 +323,7 @@ class WaveNetSampler {
     return info;
   }
 
-  void run_one(MatVecFn mv, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo, float* lo,
+  void run_one(MatVecFn mv, GateFn gate, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo, float* lo,
                int64_t T, float temp, float lsmin, int64_t n_chunk) const {
     const int64_t R = R_, G = G_, S = S_, K = K_, C = C_, G2 = G / 2, NL = static_cast<int64_t>(layers_.size());
     const float skip_scale = std::sqrt(1.0f / static_cast<float>(NL));
@@ -301,10 +364,7 @@ class WaveNetSampler {
           }
           mv(ly.w_dil.data() + (K - 1) * R * G, G, x.data(), R, a.data(), G);
           for (int64_t g = 0; g < G; ++g) a[g] += ci[g];
-          for (int64_t g = 0; g < G2; ++g) {
-            const float s = 1.0f / (1.0f + std::exp(-a[G2 + g]));
-            z[g] = std::tanh(a[g]) * s;
-          }
+          gate(a.data(), z.data(), G2);
           std::fill(rs.begin(), rs.end(), 0.0f);
           mv(ly.w_rs.data(), R + S, z.data(), G2, rs.data(), R + S);
           for (int64_t j = 0; j < R + S; ++j) rs[j] += ly.b_rs[j];
