@@ -45,6 +45,26 @@ def test_teacher_forced_equals_reference_and_forward(K, B):
         torch.testing.assert_close(lc, log_scale, rtol=1e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("K", [2, 3])
+def test_teacher_forced_wide_channels(K):
+    # channel counts that reach the vector kernels' full blocks (64 outputs, 3 steps x 32 gates)
+    # and their ragged edges (R + S = 88, chunk 7 = 3 + 3 + 1)
+    m = model(K, seed=11, residual_channels=40, gate_channels=64, skip_channels=48)
+    x, mel = data(2, 12, seed=4)
+    with torch.no_grad():
+        mean, log_scale = m(x, mel)
+        h = m.upsampler(mel)
+    p = pack_wavenet(m)
+    mc, lc = wavenet_sample(p, h, teacher_forcing=x, backend="cpp", chunk=7)
+    torch.testing.assert_close(mc, mean, rtol=1e-5, atol=5e-6)
+    torch.testing.assert_close(lc, log_scale, rtol=1e-5, atol=5e-6)
+    mg, lg = torch.empty_like(mc), torch.empty_like(mc)
+    p.cpp().run(h.numpy(), None, x.numpy(), torch.empty_like(mc).numpy(), mg.numpy(), lg.numpy(), 1.0, -9.0, 7, 1,
+                simd=False)
+    torch.testing.assert_close(mg, mean, rtol=1e-5, atol=5e-6)
+    torch.testing.assert_close(lg, log_scale, rtol=1e-5, atol=5e-6)
+
+
 def test_threads_and_strided_inputs():
     m = model(3, seed=4)
     x, mel = data(3, 10)

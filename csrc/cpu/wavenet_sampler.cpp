@@ -159,6 +159,94 @@ __attribute__((target("avx2,fma"))) void gate_avx2(const float* __restrict a, fl
 }
 #endif
 
+// out[i, g] = bias[g] + sum_c x[i, c] * W[c, g]  (x (n, C), W (C, G), out (n, G); all row-major).
+using CondFn = void (*)(const float* __restrict, int64_t, int64_t, const float* __restrict, int64_t,
+                        const float* __restrict, float* __restrict);
+
+void cond_generic(const float* __restrict W, int64_t C, int64_t G, const float* __restrict x, int64_t n,
+                  const float* __restrict bias, float* __restrict out) {
+  for (int64_t i = 0; i < n; ++i) {
+    float* o = out + i * G;
+    std::copy(bias, bias + G, o);
+    matvec_acc_generic(W, G, x + i * C, C, o, G);
+  }
+}
+
+#if defined(CLARINET_X86)
+// Three time steps x 32 outputs per pass (12 ymm accumulators): each weight load feeds three FMAs
+// (the matrix-vector kernel feeds one), so the chunked conditioning projection is FMA-bound.
+__attribute__((target("avx2,fma"))) void cond_avx2(const float* __restrict W, int64_t C, int64_t G,
+                                                   const float* __restrict x, int64_t n,
+                                                   const float* __restrict bias, float* __restrict out) {
+  int64_t i = 0;
+  if (G % 32 == 0) {
+    for (; i + 3 <= n; i += 3) {
+      const float* x0 = x + i * C;
+      const float* x1 = x0 + C;
+      const float* x2 = x1 + C;
+      for (int64_t o0 = 0; o0 < G; o0 += 32) {
+        __m256 b0 = _mm256_loadu_ps(bias + o0), b1 = _mm256_loadu_ps(bias + o0 + 8);
+        __m256 b2 = _mm256_loadu_ps(bias + o0 + 16), b3 = _mm256_loadu_ps(bias + o0 + 24);
+        __m256 a00 = b0, a01 = b1, a02 = b2, a03 = b3;
+        __m256 a10 = b0, a11 = b1, a12 = b2, a13 = b3;
+        __m256 a20 = b0, a21 = b1, a22 = b2, a23 = b3;
+        const float* w = W + o0;
+        for (int64_t c = 0; c < C; ++c, w += G) {
+          const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+          const __m256 w2 = _mm256_loadu_ps(w + 16), w3 = _mm256_loadu_ps(w + 24);
+          __m256 h = _mm256_broadcast_ss(x0 + c);
+          a00 = _mm256_fmadd_ps(h, w0, a00);
+          a01 = _mm256_fmadd_ps(h, w1, a01);
+          a02 = _mm256_fmadd_ps(h, w2, a02);
+          a03 = _mm256_fmadd_ps(h, w3, a03);
+          h = _mm256_broadcast_ss(x1 + c);
+          a10 = _mm256_fmadd_ps(h, w0, a10);
+          a11 = _mm256_fmadd_ps(h, w1, a11);
+          a12 = _mm256_fmadd_ps(h, w2, a12);
+          a13 = _mm256_fmadd_ps(h, w3, a13);
+          h = _mm256_broadcast_ss(x2 + c);
+          a20 = _mm256_fmadd_ps(h, w0, a20);
+          a21 = _mm256_fmadd_ps(h, w1, a21);
+          a22 = _mm256_fmadd_ps(h, w2, a22);
+          a23 = _mm256_fmadd_ps(h, w3, a23);
+        }
+        float* o = out + i * G + o0;
+        _mm256_storeu_ps(o, a00);
+        _mm256_storeu_ps(o + 8, a01);
+        _mm256_storeu_ps(o + 16, a02);
+        _mm256_storeu_ps(o + 24, a03);
+        o += G;
+        _mm256_storeu_ps(o, a10);
+        _mm256_storeu_ps(o + 8, a11);
+        _mm256_storeu_ps(o + 16, a12);
+        _mm256_storeu_ps(o + 24, a13);
+        o += G;
+        _mm256_storeu_ps(o, a20);
+        _mm256_storeu_ps(o + 8, a21);
+        _mm256_storeu_ps(o + 16, a22);
+        _mm256_storeu_ps(o + 24, a23);
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    float* o = out + i * G;
+    std::copy(bias, bias + G, o);
+    matvec_acc_avx2(W, G, x + i * C, C, o, G);
+  }
+}
+#endif
+
+CondFn pick_cond(bool allow_simd) {
+#if defined(CLARINET_X86)
+  if (allow_simd) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return cond_avx2;
+  }
+#endif
+  (void)allow_simd;
+  return cond_generic;
+}
+
 GateFn pick_gate(bool allow_simd) {
 #if defined(CLARINET_X86)
   if (allow_simd) {
@@ -276,12 +364,13 @@ class WaveNetSampler {
     View2 sv{static_cast<const float*>(src.ptr), src.strides[0] / fs, src.strides[1] / fs};
     const MatVecFn mv = pick_matvec(simd);
     const GateFn gate = pick_gate(simd);
+    const CondFn condf = pick_cond(simd);
     const float temp = static_cast<float>(temperature), lsmin = static_cast<float>(log_scale_min);
     const int64_t n_chunk = std::min(chunk, T);
 
     auto work = [&](int64_t b) {
       View2 hv{hp + b * hs0, hs1, hs2};
-      run_one(mv, gate, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T, outs[2] + b * T, T, temp,
+      run_one(mv, gate, condf, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T, outs[2] + b * T, T, temp,
               lsmin, n_chunk);
     };
     const int64_t nt = std::max<int64_t>(1, std::min(num_threads, B));
@@ -323,7 +412,7 @@ class WaveNetSampler {
     return info;
   }
 
-  void run_one(MatVecFn mv, GateFn gate, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo, float* lo,
+  void run_one(MatVecFn mv, GateFn gate, CondFn condf, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo, float* lo,
                int64_t T, float temp, float lsmin, int64_t n_chunk) const {
     const int64_t R = R_, G = G_, S = S_, K = K_, C = C_, G2 = G / 2, NL = static_cast<int64_t>(layers_.size());
     const float skip_scale = std::sqrt(1.0f / static_cast<float>(NL));
@@ -340,13 +429,7 @@ class WaveNetSampler {
         for (int64_t c = 0; c < C; ++c) hT[i * C + c] = h.at(c, t0 + i);
       for (int64_t l = 0; l < NL; ++l) {
         const Layer& ly = layers_[l];
-        float* cl = cond.data() + l * n_chunk * G;
-        for (int64_t i = 0; i < n; ++i) {
-          float* ci = cl + i * G;
-          std::fill(ci, ci + G, 0.0f);
-          mv(ly.w_cond.data(), G, hT.data() + i * C, C, ci, G);
-          for (int64_t g = 0; g < G; ++g) ci[g] += ly.b_dil[g];
-        }
+        condf(ly.w_cond.data(), C, G, hT.data(), n, ly.b_dil.data(), cond.data() + l * n_chunk * G);
       }
       for (int64_t i = 0; i < n; ++i) {
         const int64_t t = t0 + i;
@@ -354,7 +437,7 @@ class WaveNetSampler {
         for (int64_t l = 0; l < NL; ++l) {
           const Layer& ly = layers_[l];
           const float* ci = cond.data() + (l * n_chunk + i) * G;
-          std::fill(a.begin(), a.end(), 0.0f);
+          std::copy(ci, ci + G, a.begin());  // a = w_cond h + b_dil, then the taps
           const int64_t L = ly.L;
           const int64_t pos = L ? t % L : 0;
           float* rb = ring[l].data();
@@ -363,7 +446,6 @@ class WaveNetSampler {
             mv(ly.w_dil.data() + k * R * G, G, rb + slot * R, R, a.data(), G);
           }
           mv(ly.w_dil.data() + (K - 1) * R * G, G, x.data(), R, a.data(), G);
-          for (int64_t g = 0; g < G; ++g) a[g] += ci[g];
           gate(a.data(), z.data(), G2);
           std::fill(rs.begin(), rs.end(), 0.0f);
           mv(ly.w_rs.data(), R + S, z.data(), G2, rs.data(), R + S);
