@@ -202,6 +202,8 @@ def test_bad_inputs():
         wavenet_sample(p, h, backend="triton")
     with pytest.raises(TypeError, match="float32"):
         wavenet_sample(p, h.double(), backend="cpp")
+    with pytest.raises(TypeError, match="h"):
+        wavenet_sample(p, h.double(), backend="reference")
     # the C++ side validates too (std::invalid_argument -> ValueError)
     out = torch.empty(2, 24)
     with pytest.raises(ValueError, match="h"):

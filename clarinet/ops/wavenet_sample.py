@@ -231,6 +231,10 @@ def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[t
                                                      log_scale_min, "reference", chunk)
     packed.check()
     model = packed.model
+    p = model.wavenet.w_in
+    if h.dtype != p.dtype or h.device != p.device:
+        raise TypeError(f"h: the reference backend needs the model's dtype and device ({p.dtype}, {p.device}), "
+                        f"got ({h.dtype}, {h.device})")
     forced = teacher_forcing is not None
     if noise is None and not forced:
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
