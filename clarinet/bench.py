@@ -25,11 +25,16 @@ from . import __version__, _backend
 from .ops import gaussian_kl, gaussian_kl_ref, gaussian_nll, gaussian_nll_ref, wavenet_layer, wavenet_layer_ref
 from .testing import mismatch
 
-BENCH_BACKENDS = ("reference", "compile", "triton", "cuda")
+BENCH_BACKENDS = ("reference", "compile", "triton", "cuda", "cpp")
 # training steps of the vocoders: loss forward + backward to every trainable parameter (no optimizer
 # update), at the presets of shared/PERF.md; the student's step includes the frozen `teacher`
 STEP_PRESETS = {"teacher_step": ("teacher", "teacher-small"), "student_step": ("student",)}
-OPS = ("wavenet_layer", "gaussian_nll", "gaussian_kl", *STEP_PRESETS)
+# autoregressive sampling of the teacher (batch 1, free-running, float32): real-time factors
+SAMPLING_PRESETS = {"ar_sampling": ("teacher-small", "teacher")}
+SAMPLING_SIZES = {"full": (1, 24000), "small": (1, 24000), "tiny": (1, 600)}
+REFERENCE_SAMPLES = 1200  # the eager reference sampler is slow: timed over this stretch, rate extrapolated
+SAMPLE_RATE = 24000
+OPS = ("wavenet_layer", "gaussian_nll", "gaussian_kl", *STEP_PRESETS, *SAMPLING_PRESETS)
 PASSES = ("fwd", "fwd+bwd")
 
 # layer shapes of the reference configurations (shared/PERF.md); C = 80 mel bands
@@ -111,7 +116,12 @@ def cases(ops=OPS, configs=tuple(CONFIGS), modes=PASSES, dtype=torch.float16, si
     out = []
     for op in ops:
         for mode in modes:
-            if op in STEP_PRESETS:  # float32 training steps (a 16-bit model would need its own recipe)
+            if op in SAMPLING_PRESETS:
+                if mode == "fwd":
+                    B, T = SAMPLING_SIZES[size]
+                    out += [Case(op, p, "fwd", torch.float32, dict(B=B, T=T, preset=p), 0.0, 0.0)
+                            for p in SAMPLING_PRESETS[op] if p in configs]
+            elif op in STEP_PRESETS:  # float32 training steps (a 16-bit model would need its own recipe)
                 if mode == "fwd+bwd":
                     out += [_step_case(op, preset, *STEP_SIZES[size]) for preset in STEP_PRESETS[op] if preset in configs]
             elif op == "wavenet_layer":
@@ -225,6 +235,14 @@ def runner(case: Case, backend: str, inputs: dict) -> Callable[[], tuple]:
 
 def unavailable(backend: str, case: Case, device: torch.device) -> str | None:
     """Why ``backend`` cannot be benchmarked here, or None."""
+    if case.op in SAMPLING_PRESETS:
+        if backend == "reference":
+            return None
+        if backend == "cpp":
+            return None if device.type == "cpu" else "the cpp sampler runs on CPU tensors"
+        return f"no {backend} sampler yet (only reference and cpp)"
+    if backend == "cpp":
+        return f"{case.op} has no cpp backend"
     if backend in ("reference", "compile"):
         return None
     if device.type != "cuda":
@@ -263,7 +281,85 @@ def check(case: Case, backend: str, inputs: dict, fn: Callable, ref_out: tuple) 
     return None
 
 
+def sampling_setup(case: Case, device: torch.device) -> dict:
+    """The model, packed weights, conditioning, noise and the reference's teacher-forced outputs."""
+    from .models import GaussianWaveNet
+    from .ops.wavenet_sample import pack_wavenet, wavenet_sample
+
+    B, T = case.shape["B"], case.shape["T"]
+    torch.manual_seed(0)
+    model = GaussianWaveNet.from_preset(case.config).to(device).eval()
+    g = torch.Generator().manual_seed(0)
+    mel = torch.randn(B, model.n_mels, T // model.hop_length, generator=g).to(device)
+    noise = torch.randn(B, T, generator=g).to(device)
+    with torch.no_grad():
+        h = model.upsampler(mel)
+    packed = pack_wavenet(model)
+    short = min(T, REFERENCE_SAMPLES)
+    forced = torch.randn(B, short, generator=g).to(device) * 0.3
+    ref = wavenet_sample(packed, h[..., :short], teacher_forcing=forced, backend="reference")
+    return dict(model=model, packed=packed, h=h, noise=noise, forced=forced, ref=ref, short=short,
+                flops_per_sample=2.0 * _model_weights(model))
+
+
+def sampling_check(setup: dict, backend: str) -> str | None:
+    """None when ``backend``'s teacher-forced mean and log-scale match the reference's."""
+    from .ops.wavenet_sample import wavenet_sample
+
+    got = wavenet_sample(setup["packed"], setup["h"][..., :setup["short"]], teacher_forcing=setup["forced"],
+                         backend=backend)
+    for name, o, r in zip(("mean", "log_scale"), got, setup["ref"]):
+        why = mismatch(o, r, torch.float32)
+        if why is not None:
+            return f"teacher-forced {name}: {why}"
+    return None
+
+
+def sampling_fn(setup: dict, backend: str, n: int) -> Callable:
+    """Free-running generation of the first ``n`` samples."""
+    from .ops.wavenet_sample import wavenet_sample
+
+    packed, h, noise = setup["packed"], setup["h"][..., :n], setup["noise"][:, :n]
+    return lambda: wavenet_sample(packed, h, noise, backend=backend)
+
+
+def _run_sampling_case(case: Case, backends, device: torch.device, min_time: float) -> list[dict]:
+    """Free-running sampling rate per backend, after a teacher-forced check against the reference.
+
+    The reference (eager, one sample at a time) is timed over ``REFERENCE_SAMPLES`` samples and its
+    rate extrapolated; the other backends generate all ``T`` samples.
+    """
+    B, T = case.shape["B"], case.shape["T"]
+    setup = sampling_setup(case, device)
+    rows = []
+    for backend in backends:
+        n = setup["short"] if backend == "reference" else T
+        row = dict(case=case.name, op=case.op, config=case.config, mode=case.mode, dtype="float32",
+                   shape=dict(case.shape, T=n), backend=backend)
+        why = unavailable(backend, case, device)
+        if why is not None:
+            rows.append(dict(row, status="skipped", reason=why))
+            continue
+        try:
+            wrong = sampling_check(setup, backend)
+        except Exception as exc:  # reported, not fatal to the run
+            rows.append(dict(row, status="error", reason=f"{type(exc).__name__}: {exc}"))
+            continue
+        if wrong is not None:
+            rows.append(dict(row, status="wrong", reason=wrong))
+            continue
+        t = time_fn(sampling_fn(setup, backend, n), device, min_time)
+        rate = B * n / (t["median_ms"] * 1e-3)
+        fps = setup["flops_per_sample"]
+        rows.append(dict(row, status="ok", **t, gflops=fps * rate * 1e-9, gbps=0.0, samples_per_s=rate,
+                         x_real_time=rate / (B * SAMPLE_RATE), flops=fps * B * n, bytes=0.0,
+                         note=f"timed over {n} samples, rate extrapolated" if n < T else ""))
+    return rows
+
+
 def run_case(case: Case, backends, device: torch.device, min_time: float = 0.5) -> list[dict]:
+    if case.op in SAMPLING_PRESETS:
+        return _run_sampling_case(case, backends, device, min_time)
     inputs = make_inputs(case, device)
     ref_fn = runner(case, "reference", {k: v.float() for k, v in inputs.items()})
     ref_out = ref_fn()
@@ -345,16 +441,18 @@ def write_record(path: str, env: dict, rows: list[dict]) -> None:
 
 def markdown_table(rows: list[dict]) -> str:
     """Markdown table: one line per (case, backend) that ran, speed-up against eager."""
-    eager = {r["case"]: r["median_ms"] for r in rows if r["backend"] == "reference" and r["status"] == "ok"}
+    eager = {r["case"]: r["samples_per_s"] for r in rows if r["backend"] == "reference" and r["status"] == "ok"}
     lines = ["| case | shape | backend | median ms (p20-p80) | GFLOP/s | GB/s | samples/s | vs eager |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if r["status"] != "ok":
             continue
         shape = ",".join(f"{k}={v}" for k, v in r["shape"].items())
-        speedup = f"{eager[r['case']] / r['median_ms']:.2f}x" if r["case"] in eager else "-"
+        speedup = f"{r['samples_per_s'] / eager[r['case']]:.2f}x" if r["case"] in eager else "-"
         gbps = f"{r['gbps']:.2f}" if r["bytes"] else "-"
-        rate = f"{r['samples_per_s']:.3g}" if "samples_per_s" in r else "-"
+        rate = f"{r['samples_per_s']:.3g}"
+        if "x_real_time" in r:
+            rate += f" ({r['x_real_time']:.3g}x real time{'; ' + r['note'] if r['note'] else ''})"
         lines.append(f"| {r['case']} | {shape} | {r['backend']} | {r['median_ms']:.3f} "
                      f"({r['p20_ms']:.3f}-{r['p80_ms']:.3f}) | {r['gflops']:.1f} | {gbps} | {rate} | {speedup} |")
     return "\n".join(lines)

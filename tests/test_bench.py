@@ -14,8 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_cli_writes_a_record(tmp_path, capsys):
     out = tmp_path / "rec.json"
-    ops = ["wavenet_layer", "gaussian_nll", "gaussian_kl", "teacher_step"]
-    rc = cli.main(["bench", "--size", "tiny", "--backends", "reference", "triton", "cuda", "--out", str(out),
+    ops = ["wavenet_layer", "gaussian_nll", "gaussian_kl", "teacher_step", "ar_sampling"]
+    rc = cli.main(["bench", "--size", "tiny", "--backends", "reference", "triton", "cuda", "cpp", "--out", str(out),
                    "--quiet", "--min-time", "0.01", "--device", "cpu", "--ops", *ops,
                    "--configs", "student", "teacher-small"])
     assert rc == 0
@@ -27,9 +27,12 @@ def test_cli_writes_a_record(tmp_path, capsys):
     assert {r["op"] for r in rows} == set(ops)
     assert {r["config"] for r in rows} == {"student", "teacher-small", "loss"}
     ok = [r for r in rows if r["status"] == "ok"]
-    assert ok and all(r["backend"] == "reference" and r["median_ms"] > 0 and r["p20_ms"] <= r["p80_ms"] for r in ok)
+    assert ok and all(r["backend"] in ("reference", "cpp") and r["median_ms"] > 0 and r["p20_ms"] <= r["p80_ms"]
+                      for r in ok)
+    assert {r["backend"] for r in ok if r["op"] == "ar_sampling"} == {"reference", "cpp"}
+    assert all(r["x_real_time"] > 0 for r in ok if r["op"] == "ar_sampling")
     skipped = {r["backend"] for r in rows if r["status"] == "skipped"}
-    assert skipped == {"triton", "cuda"}
+    assert skipped == {"triton", "cuda", "cpp"}  # cpp: only the sampler has one
     printed = capsys.readouterr().out
     assert "not run: triton" in printed and "not run: cuda" in printed and "| wavenet_layer[student" in printed
     assert "| teacher_step[teacher-small" in printed
@@ -79,6 +82,8 @@ def test_readme_results_table_is_current():
 @pytest.mark.parametrize("size", list(bench.SIZES))
 def test_case_counts_are_positive(size):
     for case in bench.cases(size=size):
+        if case.op in bench.SAMPLING_PRESETS:  # counted per backend at run time (the lengths differ)
+            continue
         assert case.flops > 0 and (case.bytes > 0 or case.op in bench.STEP_PRESETS)
 
 
@@ -93,3 +98,22 @@ def test_training_step_cases_check_gradients(monkeypatch):
     assert len(ref) == 1 + len(list(GaussianWaveNet.from_preset("teacher-small").parameters()))
     assert torch.isfinite(ref[0]) and all(g.shape == p.shape for g, p in
                                           zip(ref[1:], GaussianWaveNet.from_preset("teacher-small").parameters()))
+
+
+def test_sampling_rows_check_before_timing(monkeypatch):
+    """A sampler that disagrees with the reference (teacher-forced) is reported and not timed."""
+    from clarinet.ops import wavenet_sample as ws
+
+    real = ws.wavenet_sample
+
+    def skewed(*args, backend="auto", **kw):
+        out = real(*args, backend=backend, **kw)
+        if backend == "cpp" and kw.get("teacher_forcing") is not None:
+            return out[0] * 1.01, out[1]
+        return out
+
+    monkeypatch.setattr(ws, "wavenet_sample", skewed)
+    (case,) = bench.cases(ops=("ar_sampling",), configs=("teacher-small",), size="tiny")
+    rows = {r["backend"]: r for r in bench.run_case(case, ["reference", "cpp"], torch.device("cpu"), min_time=0.0)}
+    assert rows["reference"]["status"] == "ok"
+    assert rows["cpp"]["status"] == "wrong" and "median_ms" not in rows["cpp"]

@@ -5,6 +5,7 @@ Each op has a reference (``<op>_ref``, plain PyTorch) in the same module.
 from .gaussian_kl import gaussian_kl, gaussian_kl_ref
 from .gaussian_nll import gaussian_nll, gaussian_nll_ref
 from .wavenet_layer import wavenet_layer, wavenet_layer_ref
+from .wavenet_sample import PackedWaveNet, pack_wavenet, wavenet_sample, wavenet_sample_ref
 
 __all__ = [
     "gaussian_kl",
@@ -13,4 +14,8 @@ __all__ = [
     "gaussian_nll_ref",
     "wavenet_layer",
     "wavenet_layer_ref",
+    "PackedWaveNet",
+    "pack_wavenet",
+    "wavenet_sample",
+    "wavenet_sample_ref",
 ]
