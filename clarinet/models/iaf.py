@@ -101,8 +101,40 @@ class GaussianIAF(_PresetMixin, nn.Module):
 
     @torch.no_grad()
     def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None,
-                 temperature: float = 1.0) -> torch.Tensor:
-        """Audio ``(B, frames * hop)`` from ``z = temperature * noise`` (``noise`` ~ N(0, 1) if not given), in parallel."""
+                 temperature: float = 1.0, chunk: Optional[int] = None) -> torch.Tensor:
+        """Audio ``(B, frames * hop)`` from ``z = temperature * noise`` (``noise`` ~ N(0, 1) if not given), in parallel.
+
+        ``chunk``: generate ``chunk`` samples at a time, flow by flow, so that activation memory is
+        bounded by the chunk (plus each flow's receptive field) instead of the utterance. Each chunk
+        is computed with its flow's full left context and the mel frames around it, so the result
+        equals the unchunked one (up to floating-point rounding).
+        """
         noise = generation_noise(self, mel, noise)
-        x, _, _ = self(noise * float(temperature), mel)
+        z = noise * float(temperature)
+        T = z.shape[-1]
+        if chunk is None or chunk >= T:
+            x, _, _ = self(z, mel)
+            return x
+        chunk = _positive_int("chunk", chunk)
+        x = z
+        for i, flow in enumerate(self.flows):
+            out = torch.empty_like(x)
+            for s in range(0, T, chunk):
+                e = min(s + chunk, T)
+                a = max(0, s - flow.receptive_field)  # outputs >= s see no padding before a
+                mu, log_scale = self.flow_step(i, x[:, a:e], self._conditioning(mel, a, e))
+                out[:, s:e] = x[:, s:e] * torch.exp(log_scale[:, s - a:]) + mu[:, s - a:]
+            x = out
         return x
+
+    def _conditioning(self, mel: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        """The upsampled conditioning of samples ``[start, end)``, from the mel frames around them only.
+
+        Frame ``j`` reaches samples ``[hop*j - hop - 20, hop*j + hop)`` (see ConditionUpsampler), so
+        two frames of margin on each side make the slice equal the full upsampling's.
+        """
+        hop = self.hop_length
+        f0 = max(0, start // hop - 2)
+        f1 = min(mel.shape[-1], -(-end // hop) + 2)
+        h = self.upsampler(mel[..., f0:f1])
+        return h[..., start - f0 * hop:end - f0 * hop]
