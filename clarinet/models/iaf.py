@@ -130,8 +130,9 @@ class GaussianIAF(_PresetMixin, nn.Module):
     def _conditioning(self, mel: torch.Tensor, start: int, end: int) -> torch.Tensor:
         """The upsampled conditioning of samples ``[start, end)``, from the mel frames around them only.
 
-        Frame ``j`` reaches samples ``[hop*j - hop - 20, hop*j + hop)`` (see ConditionUpsampler), so
-        two frames of margin on each side make the slice equal the full upsampling's.
+        Frame ``j`` reaches less than one frame of samples on each side of ``hop*j`` (see
+        ConditionUpsampler), so two frames of margin on each side make the slice equal the full
+        upsampling's.
         """
         hop = self.hop_length
         f0 = max(0, start // hop - 2)
