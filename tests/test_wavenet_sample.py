@@ -125,8 +125,10 @@ def test_generate_backend():
     m = model(2, seed=9)
     _, mel = data(2, 6)
     noise = torch.randn(2, 6 * HOP)
-    ref = m.generate(mel, noise=noise, temperature=0.5, progress=False)
-    assert torch.equal(ref, m.generate(mel, noise=noise, temperature=0.5, progress=False, backend="reference"))
+    ref = m.generate(mel, noise=noise, temperature=0.5, progress=False, backend="reference")
+    default = m.generate(mel, noise=noise, temperature=0.5, progress=False)  # auto: cpp on float32 CPU
+    cpp = m.generate(mel, noise=noise, temperature=0.5, progress=False, backend="cpp")
+    assert torch.equal(default, cpp)
     for backend in ("cpp", "auto"):
         out = m.generate(mel, noise=noise, temperature=0.5, progress=False, backend=backend, chunk=4)
         torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)

@@ -421,29 +421,30 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
     @torch.no_grad()
     def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
                  progress: bool = True, *, log_scale_min: float = -9.0, chunk: int = 1024,
-                 backend: Optional[str] = None) -> torch.Tensor:
-        """Sample audio ``(B, T = frames * hop)`` one sample at a time (the reference sampler).
+                 backend: str = "auto") -> torch.Tensor:
+        """Sample audio ``(B, T = frames * hop)`` one sample at a time.
 
         ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) * temperature * noise_t`` with
         ``(mean_t, log_scale_t)`` computed from the samples drawn so far; ``noise`` ``(B, T)``
-        defaults to ``torch.randn`` (from the global generator). Per-layer ring buffers hold the
-        past layer inputs at each dilation, so each sample costs O(layers) small products; the
-        mel is upsampled once. Plain torch ops (no fused backend). ``progress``: a tqdm bar.
+        defaults to ``torch.randn`` (from the global generator). The mel is upsampled once; the
+        conditioning is projected ``chunk`` steps at a time.
 
-        ``backend``: ``None`` or ``"reference"``: this Python sampler; ``"cpp"``: the C++ loop of
-        :func:`clarinet.ops.wavenet_sample.wavenet_sample` (float32 CPU; same samples up to float
-        rounding); ``"auto"``: ``"cpp"`` for float32 CPU inputs, else the reference.
+        ``backend``: ``"reference"``: the Python sampler (per-layer ring buffers, O(layers) small
+        products per sample; ``progress``: a tqdm bar); ``"cpp"``: the C++ loop of
+        :func:`clarinet.ops.wavenet_sample` (float32 CPU tensors; the same samples up to float
+        rounding); ``"auto"``: ``"cpp"`` for float32 CPU inputs, else the reference
+        (``CLARINET_BACKEND=reference`` or ``cpp`` overrides it).
         """
         noise = generation_noise(self, mel, noise)
         temperature = float(temperature)
-        if backend not in (None, "reference", "cpp", "auto"):
-            raise ValueError(f"backend: expected None, 'reference', 'cpp' or 'auto', got {backend!r}")
-        if backend == "cpp" or (backend == "auto" and mel.device.type == "cpu" and mel.dtype == torch.float32):
+        if backend not in ("auto", "reference", "cpp"):
+            raise ValueError(f"backend: expected 'auto', 'reference' or 'cpp', got {backend!r}")
+        if backend != "reference":
             from ..ops.wavenet_sample import pack_wavenet, wavenet_sample
 
             _positive_int("chunk", chunk)
             return wavenet_sample(pack_wavenet(self), self.upsampler(mel), noise, temperature=temperature,
-                                  log_scale_min=log_scale_min, backend="cpp", chunk=chunk)
+                                  log_scale_min=log_scale_min, backend=backend, chunk=chunk, progress=progress)
         x, _, _ = self._incremental(mel, None, noise, temperature, progress, log_scale_min, chunk)
         return x
 
