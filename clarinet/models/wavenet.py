@@ -345,6 +345,39 @@ class _StackStepper:
 
 # ----------------------------------------------------------------------------------------------
 
+def incremental_sample(stack: WaveNetStack, h: torch.Tensor, audio: Optional[torch.Tensor],
+                       noise: Optional[torch.Tensor], temperature: float, progress: bool, log_scale_min: float,
+                       chunk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The reference sampling loop over the upsampled conditioning ``h`` ``(B, C, T)``.
+
+    Free-running (``audio`` None): ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) *
+    temperature * noise_t``; teacher-forced: ``x_t = audio_t``. Step ``t`` is fed ``x_{t-1}`` (0 at
+    ``t = 0``). Returns ``(x, mean, log_scale)``, each ``(B, T)``.
+    """
+    from tqdm.auto import tqdm
+
+    B, T = h.shape[0], h.shape[2]
+    stepper = _StackStepper(stack, B)
+    out, mean, log_scale = h.new_zeros(B, T), h.new_zeros(B, T), h.new_zeros(B, T)
+    prev = h.new_zeros(B, 1)
+    c0 = 0
+    for t in tqdm(range(T), disable=not progress, desc="generate", unit="sample", leave=False):
+        if t % chunk == 0:
+            c0 = t
+            stepper.condition(h[:, :, t: t + chunk])
+        y = stepper.step(prev, t, t - c0)
+        m, s = y[:, 0], y[:, 1]
+        mean[:, t] = m
+        log_scale[:, t] = s
+        if audio is None:
+            xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, t])
+        else:
+            xt = audio[:, t]
+        out[:, t] = xt
+        prev = xt[:, None]
+    return out, mean, log_scale
+
+
 class _PresetMixin:
     PRESETS: dict = {}
 
@@ -461,29 +494,6 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         return mean, log_scale
 
     def _incremental(self, mel, audio, noise, temperature, progress, log_scale_min, chunk):
-        from tqdm.auto import tqdm
-
         _positive_int("chunk", chunk)
-        h = self.upsampler(mel)
-        B, T = h.shape[0], h.shape[2]
-        stepper = _StackStepper(self.wavenet, B)
-        out = h.new_zeros(B, T)
-        mean = h.new_zeros(B, T)
-        log_scale = h.new_zeros(B, T)
-        prev = h.new_zeros(B, 1)
-        c0 = 0
-        for t in tqdm(range(T), disable=not progress, desc="generate", unit="sample", leave=False):
-            if t % chunk == 0:
-                c0 = t
-                stepper.condition(h[:, :, t: t + chunk])
-            y = stepper.step(prev, t, t - c0)
-            m, s = y[:, 0], y[:, 1]
-            mean[:, t] = m
-            log_scale[:, t] = s
-            if audio is None:
-                xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, t])
-            else:
-                xt = audio[:, t]
-            out[:, t] = xt
-            prev = xt[:, None]
-        return out, mean, log_scale
+        return incremental_sample(self.wavenet, self.upsampler(mel), audio, noise, temperature, progress,
+                                  log_scale_min, chunk)

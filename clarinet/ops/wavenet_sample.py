@@ -224,8 +224,7 @@ def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[t
                        teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
                        log_scale_min: float = -9.0, chunk: int = 1024, progress: bool = False):
     """The reference: the Python incremental stepper of ``GaussianWaveNet`` over ``h`` (same arguments)."""
-    from ..models.wavenet import _StackStepper
-    from tqdm.auto import tqdm
+    from ..models.wavenet import incremental_sample
 
     B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
                                                      log_scale_min, "reference", chunk)
@@ -238,22 +237,6 @@ def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[t
     forced = teacher_forcing is not None
     if noise is None and not forced:
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
-    stepper = _StackStepper(model.wavenet, B)
-    out, mean, log_scale = h.new_zeros(B, T), h.new_zeros(B, T), h.new_zeros(B, T)
-    prev = h.new_zeros(B, 1)
-    c0 = 0
-    for t in tqdm(range(T), disable=not progress, desc="generate", unit="sample", leave=False):
-        if t % chunk == 0:
-            c0 = t
-            stepper.condition(h[:, :, t: t + chunk])
-        y = stepper.step(prev, t, t - c0)
-        m, s = y[:, 0], y[:, 1]
-        mean[:, t] = m
-        log_scale[:, t] = s
-        if forced:
-            xt = teacher_forcing[:, t]
-        else:
-            xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, t])
-        out[:, t] = xt
-        prev = xt[:, None]
+    out, mean, log_scale = incremental_sample(model.wavenet, h, teacher_forcing, noise, temperature, progress,
+                                              log_scale_min, chunk)
     return (mean, log_scale) if forced else out
