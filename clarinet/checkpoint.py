@@ -284,14 +284,7 @@ def prune_checkpoints(folder, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` step-numbered checkpoints (and stale temp files); return the deleted."""
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
-    deleted = []
-    for _, p in list_checkpoints(folder)[:-keep]:
-        try:
-            p.unlink()
-            deleted.append(p)
-        except FileNotFoundError:
-            pass
-    return deleted
+    return _unlink_all(p for _, p in list_checkpoints(folder)[:-keep])
 
 
 def remove_temp_files(folder) -> list[Path]:
@@ -299,8 +292,13 @@ def remove_temp_files(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
+    return _unlink_all(folder.glob(".step-*.pt.*.tmp"))
+
+
+def _unlink_all(paths) -> list[Path]:
+    """Delete the files (ones already gone are skipped); return those deleted."""
     deleted = []
-    for p in folder.glob(".step-*.pt.*.tmp"):
+    for p in paths:
         try:
             p.unlink()
             deleted.append(p)
