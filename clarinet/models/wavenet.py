@@ -465,13 +465,16 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         ``backend``: ``"reference"``: the Python sampler (per-layer ring buffers, O(layers) small
         products per sample; ``progress``: a tqdm bar); ``"cpp"``: the C++ loop of
         :func:`clarinet.ops.wavenet_sample` (float32 CPU tensors; the same samples up to float
-        rounding); ``"auto"``: ``"cpp"`` for float32 CPU inputs, else the reference
-        (``CLARINET_BACKEND=reference`` or ``cpp`` overrides it).
+        rounding); ``"cuda"`` / ``"triton"``: the GPU samplers of the same function; ``"auto"``:
+        ``"cpp"`` for float32 CPU inputs, ``"cuda"`` then ``"triton"`` on a GPU, else the reference
+        (``CLARINET_BACKEND`` overrides it).
         """
         noise = generation_noise(self, mel, noise)
         temperature = float(temperature)
-        if backend not in ("auto", "reference", "cpp"):
-            raise ValueError(f"backend: expected 'auto', 'reference' or 'cpp', got {backend!r}")
+        from ..ops.wavenet_sample import _BACKENDS as sample_backends
+
+        if backend not in sample_backends:
+            raise ValueError(f"backend: expected one of {sample_backends}, got {backend!r}")
         if backend != "reference":
             from ..ops.wavenet_sample import pack_wavenet, wavenet_sample
 

@@ -20,7 +20,9 @@ import torch
 
 __all__ = ["PackedWaveNet", "pack_wavenet", "wavenet_sample", "wavenet_sample_ref"]
 
-_BACKENDS = ("auto", "reference", "cpp")
+_BACKENDS = ("auto", "reference", "cpp", "cuda", "triton")
+#: float types the GPU samplers take for ``h`` (the weights are cast to it; accumulation is float32)
+GPU_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _load_cpp():
@@ -56,6 +58,7 @@ class PackedWaveNet:
     version: tuple
     _model_ref: object = field(repr=False)
     _cpp: object = field(default=None, repr=False)
+    _copies: dict = field(default_factory=dict, repr=False)
 
     @property
     def model(self):
@@ -74,6 +77,18 @@ class PackedWaveNet:
         if _weights_version(m.wavenet) != self.version:
             raise RuntimeError("packed: the model's weights changed since pack_wavenet(); "
                                "call pack_wavenet(model) again")
+
+    def on(self, device, dtype=torch.float32) -> dict:
+        """The packed tensors on ``device`` in ``dtype`` (copied once per device and dtype, then cached)."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        key = (str(device), dtype)
+        hit = self._copies.get(key)
+        if hit is None:
+            hit = {k: v.to(device=device, dtype=dtype).contiguous() for k, v in self.tensors.items()}
+            self._copies[key] = hit
+        return hit
 
     def cpp(self):
         if self._cpp is None:
@@ -167,6 +182,25 @@ def _check_inputs(packed, h, noise, teacher_forcing, temperature, log_scale_min,
     return B, T, temperature, log_scale_min
 
 
+def _gpu_reason(backend: str, h: torch.Tensor) -> Optional[str]:
+    """Why the GPU sampler ``backend`` cannot take ``h``, or None when it can."""
+    from .._backend import unsupported_reason
+
+    if h.dtype not in GPU_DTYPES:
+        return f"h: backend {backend!r} takes float32, float16 or bfloat16, got {h.dtype}"
+    return unsupported_reason(backend, "wavenet_sample", h.device, h.dtype, needs_grad=False)
+
+
+def _pick_auto(h: torch.Tensor) -> str:
+    if h.device.type == "cpu":
+        return "cpp" if h.dtype == torch.float32 else "reference"
+    if h.device.type == "cuda":
+        for candidate in ("cuda", "triton"):
+            if _gpu_reason(candidate, h) is None:
+                return candidate
+    return "reference"
+
+
 def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
                    teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
                    log_scale_min: float = -9.0, backend: str = "auto", chunk: int = 1024,
@@ -175,33 +209,56 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
 
     Free-running (``teacher_forcing=None``): returns ``x`` ``(B, T)`` with
     ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) * temperature * noise_t``, step ``t`` fed
-    ``x_{t-1}`` (0 at ``t = 0``); ``noise`` ``(B, T)`` defaults to ``torch.randn``.
+    ``x_{t-1}`` (0 at ``t = 0``); ``noise`` ``(B, T)`` defaults to ``torch.randn``. The floor
+    (default -9, the teacher's training floor) keeps a collapsed scale from producing a noiseless,
+    stuck sample.
     Teacher-forced (``teacher_forcing`` = audio ``(B, T)``): step ``t`` is fed ``audio[:, t-1]``;
     returns ``(mean, log_scale)``, each ``(B, T)``, equal to the model's ``forward``.
 
-    ``backend``: ``"cpp"`` (float32 CPU tensors; the loop in C++, batch elements on up to
-    ``num_threads`` threads, default ``torch.get_num_threads()``), ``"reference"`` (the Python
-    stepper; needs the packed model alive), ``"auto"`` (``cpp`` for float32 CPU inputs). ``chunk``:
-    steps whose conditioning projection is computed at once (memory ``layers * chunk * G`` floats per
-    batch element). ``progress`` applies to the reference backend only.
+    ``backend``:
+
+    - ``"cpp"``: float32 CPU tensors; the loop in C++, batch elements on up to ``num_threads``
+      threads (default ``torch.get_num_threads()``).
+    - ``"cuda"``: CUDA tensors, float32/float16/bfloat16 ``h`` (the weights are used in ``h``'s
+      dtype, accumulation is float32); a persistent kernel runs a whole chunk of steps per launch.
+    - ``"triton"``: CUDA tensors (or CPU under ``TRITON_INTERPRET=1``), same dtypes.
+    - ``"reference"``: the Python stepper (needs the packed model alive, and ``h`` in its dtype).
+    - ``"auto"``: ``cpp`` for float32 CPU inputs; on a GPU ``cuda``, else ``triton``; else the reference.
+
+    The GPU backends return float32 outputs whatever ``h``'s dtype. ``chunk``: steps whose
+    conditioning projection is computed at once (memory ``layers * chunk * G`` values per batch
+    element). ``progress`` applies to the reference backend only.
 
     Equivalent to :func:`wavenet_sample_ref` (``GaussianWaveNet.generate`` after the upsampler).
     """
     if backend == "auto":
         backend = os.environ.get("CLARINET_BACKEND", "auto")
-        if backend not in _BACKENDS:  # a backend of the other ops (e.g. "triton"): not one of ours
+        if backend not in _BACKENDS:  # a backend of the other ops: not one of ours
             backend = "auto"
     B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
                                                      log_scale_min, backend, chunk)
     packed.check()
     if backend == "auto":
-        backend = "cpp" if (h.device.type == "cpu" and h.dtype == torch.float32) else "reference"
+        backend = _pick_auto(h)
     forced = teacher_forcing is not None
     if noise is None and not forced:
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
     if backend == "reference":
         return wavenet_sample_ref(packed, h, noise, teacher_forcing=teacher_forcing, temperature=temperature,
                                   log_scale_min=log_scale_min, chunk=chunk, progress=progress)
+    src = teacher_forcing if forced else noise
+    if backend in ("cuda", "triton"):
+        reason = _gpu_reason(backend, h)
+        if reason is not None:
+            raise ValueError(reason)
+        from .._backend import load
+
+        x, mean, log_scale = (torch.empty(B, T, dtype=torch.float32, device=h.device) for _ in range(3))
+        if B and T:
+            # contract of both launchers: fill x, mean, log_scale (float32, (B, T), contiguous)
+            load(backend, "wavenet_sample").wavenet_sample_run(
+                packed, h, src, forced, x, mean, log_scale, temperature, log_scale_min, int(chunk))
+        return (mean, log_scale) if forced else x
     if h.device.type != "cpu":
         raise ValueError(f"h: backend 'cpp' needs CPU tensors, got device {h.device}")
     if h.dtype != torch.float32:
@@ -212,7 +269,6 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
     mean = torch.empty(B, T, dtype=torch.float32)
     log_scale = torch.empty(B, T, dtype=torch.float32)
     if B and T:
-        src = teacher_forcing if forced else noise
         packed.cpp().run(h.detach().numpy(), None if forced else src.detach().numpy(),
                          src.detach().numpy() if forced else None, x.numpy(), mean.numpy(), log_scale.numpy(),
                          temperature, log_scale_min, int(chunk), int(num_threads))
