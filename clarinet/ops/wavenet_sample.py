@@ -182,21 +182,29 @@ def _check_inputs(packed, h, noise, teacher_forcing, temperature, log_scale_min,
     return B, T, temperature, log_scale_min
 
 
-def _gpu_reason(backend: str, h: torch.Tensor) -> Optional[str]:
-    """Why the GPU sampler ``backend`` cannot take ``h``, or None when it can."""
-    from .._backend import unsupported_reason
+def _gpu_reason(backend: str, packed: PackedWaveNet, h: torch.Tensor) -> Optional[str]:
+    """Why the GPU sampler ``backend`` cannot take this model and ``h``, or None when it can.
+
+    Beyond device and dtype, a launcher module may define ``wavenet_sample_unsupported(packed, h)``
+    (e.g. the persistent CUDA kernel when the model's weights do not fit on chip on this GPU).
+    """
+    from .._backend import load, unsupported_reason
 
     if h.dtype not in GPU_DTYPES:
         return f"h: backend {backend!r} takes float32, float16 or bfloat16, got {h.dtype}"
-    return unsupported_reason(backend, "wavenet_sample", h.device, h.dtype, needs_grad=False)
+    reason = unsupported_reason(backend, "wavenet_sample", h.device, h.dtype, needs_grad=False)
+    if reason is None:
+        check = getattr(load(backend, "wavenet_sample"), "wavenet_sample_unsupported", None)
+        reason = check(packed, h) if check is not None else None
+    return reason
 
 
-def _pick_auto(h: torch.Tensor) -> str:
+def _pick_auto(packed: PackedWaveNet, h: torch.Tensor) -> str:
     if h.device.type == "cpu":
         return "cpp" if h.dtype == torch.float32 else "reference"
     if h.device.type == "cuda":
         for candidate in ("cuda", "triton"):
-            if _gpu_reason(candidate, h) is None:
+            if _gpu_reason(candidate, packed, h) is None:
                 return candidate
     return "reference"
 
@@ -239,7 +247,7 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
                                                      log_scale_min, backend, chunk)
     packed.check()
     if backend == "auto":
-        backend = _pick_auto(h)
+        backend = _pick_auto(packed, h)
     forced = teacher_forcing is not None
     if noise is None and not forced:
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
@@ -248,7 +256,7 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
                                   log_scale_min=log_scale_min, chunk=chunk, progress=progress)
     src = teacher_forcing if forced else noise
     if backend in ("cuda", "triton"):
-        reason = _gpu_reason(backend, h)
+        reason = _gpu_reason(backend, packed, h)
         if reason is not None:
             raise ValueError(reason)
         from .._backend import load
