@@ -366,3 +366,30 @@ def test_empty_inputs():
         assert tuple(m.generate(mel, progress=False).shape) == (B, T)
         assert [tuple(t.shape) for t in s(x, mel)] == [(B, T)] * 3
         assert tuple(s.generate(mel).shape) == (B, T)
+
+
+def test_teacher_generate_stream_pieces_equal_generate():
+    from clarinet.models import GaussianWaveNet
+
+    torch.manual_seed(0)
+    m = GaussianWaveNet(layers=4, cycle=2, residual_channels=6, gate_channels=8, skip_channels=5,
+                        kernel_size=2, n_mels=4, upsample_strides=(2, 3))
+    mel = torch.randn(2, 4, 17)
+    noise = torch.randn(2, 17 * 6)
+    for backend in ("cpp", "reference"):
+        whole = m.generate(mel, noise, progress=False, backend=backend, span=10 ** 6)
+        seen = []
+        streamed = m.generate(mel, noise, progress=False, backend=backend, span=25, callback=seen.append)
+        assert [p.shape[1] for p in seen] == [25, 25, 25, 25, 2]
+        torch.testing.assert_close(streamed, whole, rtol=1e-5, atol=1e-5)
+        pieces = list(m.generate_stream(mel, noise, backend=backend, span=40))
+        torch.testing.assert_close(torch.cat(pieces, 1), whole, rtol=1e-5, atol=1e-5)
+    import copy
+
+    m64 = copy.deepcopy(m).double()
+    whole = m64.generate(mel.double(), noise.double(), progress=False, backend="reference", span=10 ** 6)
+    streamed = m64.generate(mel.double(), noise.double(), progress=False, backend="reference", span=7)
+    torch.testing.assert_close(streamed, whole, rtol=1e-12, atol=1e-12)  # float64 state: no float32 rounding
+    assert m.generate(mel[..., :0], noise[:, :0], progress=False).shape == (2, 0)
+    with pytest.raises(ValueError, match="span"):
+        m.generate(mel, noise, progress=False, span=0)

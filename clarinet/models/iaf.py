@@ -128,14 +128,5 @@ class GaussianIAF(_PresetMixin, nn.Module):
         return x
 
     def _conditioning(self, mel: torch.Tensor, start: int, end: int) -> torch.Tensor:
-        """The upsampled conditioning of samples ``[start, end)``, from the mel frames around them only.
-
-        Frame ``j`` reaches less than one frame of samples on each side of ``hop*j`` (see
-        ConditionUpsampler), so two frames of margin on each side make the slice equal the full
-        upsampling's.
-        """
-        hop = self.hop_length
-        f0 = max(0, start // hop - 2)
-        f1 = min(mel.shape[-1], -(-end // hop) + 2)
-        h = self.upsampler(mel[..., f0:f1])
-        return h[..., start - f0 * hop:end - f0 * hop]
+        """The upsampled conditioning of samples ``[start, end)`` (see ``ConditionUpsampler.forward_range``)."""
+        return self.upsampler.forward_range(mel, start, end)

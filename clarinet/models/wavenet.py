@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+import os
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -169,6 +170,19 @@ class ConditionUpsampler(nn.Module):
             y = F.leaky_relu(y, 0.4)
         return y.squeeze(1)
 
+    def forward_range(self, mel: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        """``forward(mel)[..., start:end]``, computed from the frames around those samples only.
+
+        Frame ``j`` reaches less than one frame of samples on each side of ``hop * j`` (above), so
+        two frames of margin on each side make the slice equal the full upsampling's while the work
+        and memory scale with ``end - start``, not the utterance (long-form and streaming generation).
+        """
+        hop = self.hop_length
+        f0 = max(0, start // hop - 2)
+        f1 = min(mel.shape[-1], -(-end // hop) + 2)
+        h = self(mel[..., f0:f1])
+        return h[..., start - f0 * hop:end - f0 * hop]
+
 
 class WaveNetLayer(nn.Module):
     """Parameters of one fused residual layer, in exactly :func:`clarinet.ops.wavenet_layer`'s shapes.
@@ -313,6 +327,23 @@ class _StackStepper:
         self.skip_scale = math.sqrt(1.0 / self.n_layers)
         self.cond = None
 
+    def _rings(self, flat: torch.Tensor):
+        """Views of ``flat`` ``(B, sum(L*R))`` as each layer's ``(B, L, R)`` ring (layers with L > 0)."""
+        o = 0
+        for ly in self.layers:
+            if ly["L"]:
+                n = ly["L"] * ly["R"]
+                yield ly, flat[:, o:o + n].view(-1, ly["L"], ly["R"])
+                o += n
+
+    def load_state(self, flat: torch.Tensor) -> None:
+        for ly, ring in self._rings(flat):
+            ly["buf"].copy_(ring)
+
+    def save_state(self, flat: torch.Tensor) -> None:
+        for ly, ring in self._rings(flat):
+            ring.copy_(ly["buf"])
+
     def condition(self, h_chunk: torch.Tensor) -> None:
         """Project the conditioning ``(B, C, n)`` of the next ``n`` steps for every layer: ``(n, B, G)``."""
         self.cond = [torch.einsum("gc,bcn->nbg", ly["w_cond"], h_chunk) + ly["b_dil"] for ly in self.layers]
@@ -347,12 +378,18 @@ class _StackStepper:
 
 def incremental_sample(stack: WaveNetStack, h: torch.Tensor, audio: Optional[torch.Tensor],
                        noise: Optional[torch.Tensor], temperature: float, progress: bool, log_scale_min: float,
-                       chunk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       chunk: int, state: Optional[torch.Tensor] = None,
+                       step0: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The reference sampling loop over the upsampled conditioning ``h`` ``(B, C, T)``.
 
     Free-running (``audio`` None): ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) *
     temperature * noise_t``; teacher-forced: ``x_t = audio_t``. Step ``t`` is fed ``x_{t-1}`` (0 at
     ``t = 0``). Returns ``(x, mean, log_scale)``, each ``(B, T)``.
+
+    ``state``: None (start from silence at step 0), or a float32 ``(B, 1 + sum(L_l * R))`` tensor
+    ``[input fed at the next step, ring of layer 0 (L_0, R), ...]`` (``L_l = (K-1) * d_l``) left by
+    a previous call for steps ``< step0``; it is read at the start and rewritten at the end, so calls
+    over consecutive spans of ``h`` continue one sequence (the layout of the C++ sampler's state).
     """
     from tqdm.auto import tqdm
 
@@ -360,21 +397,28 @@ def incremental_sample(stack: WaveNetStack, h: torch.Tensor, audio: Optional[tor
     stepper = _StackStepper(stack, B)
     out, mean, log_scale = h.new_zeros(B, T), h.new_zeros(B, T), h.new_zeros(B, T)
     prev = h.new_zeros(B, 1)
+    if state is not None:
+        prev.copy_(state[:, :1])
+        stepper.load_state(state[:, 1:])
     c0 = 0
-    for t in tqdm(range(T), disable=not progress, desc="generate", unit="sample", leave=False):
-        if t % chunk == 0:
-            c0 = t
-            stepper.condition(h[:, :, t: t + chunk])
-        y = stepper.step(prev, t, t - c0)
+    for i in tqdm(range(T), disable=not progress, desc="generate", unit="sample", leave=False):
+        if i % chunk == 0:
+            c0 = i
+            stepper.condition(h[:, :, i: i + chunk])
+        t = step0 + i
+        y = stepper.step(prev, t, i - c0)
         m, s = y[:, 0], y[:, 1]
-        mean[:, t] = m
-        log_scale[:, t] = s
+        mean[:, i] = m
+        log_scale[:, i] = s
         if audio is None:
-            xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, t])
+            xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, i])
         else:
-            xt = audio[:, t]
-        out[:, t] = xt
+            xt = audio[:, i]
+        out[:, i] = xt
         prev = xt[:, None]
+    if state is not None and T:
+        state[:, :1].copy_(prev)
+        stepper.save_state(state[:, 1:])
     return out, mean, log_scale
 
 
@@ -450,39 +494,78 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         y = self.wavenet(shift_right(x)[:, None], h)
         return y[:, 0], y[:, 1]
 
-    # -- reference incremental sampler ------------------------------------------------------
+    # -- incremental sampling -----------------------------------------------------------------
     @torch.no_grad()
     def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
                  progress: bool = True, *, log_scale_min: float = -9.0, chunk: int = 1024,
-                 backend: str = "auto") -> torch.Tensor:
+                 backend: str = "auto", span: int = 8192,
+                 callback: Optional[Callable[[torch.Tensor], None]] = None) -> torch.Tensor:
         """Sample audio ``(B, T = frames * hop)`` one sample at a time.
 
         ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) * temperature * noise_t`` with
         ``(mean_t, log_scale_t)`` computed from the samples drawn so far; ``noise`` ``(B, T)``
-        defaults to ``torch.randn`` (from the global generator). The mel is upsampled once; the
-        conditioning is projected ``chunk`` steps at a time.
+        defaults to ``torch.randn`` (from the global generator). ``log_scale_min`` (default -9, the
+        teacher's training floor) keeps a collapsed scale from freezing the sample.
 
-        ``backend``: ``"reference"``: the Python sampler (per-layer ring buffers, O(layers) small
-        products per sample; ``progress``: a tqdm bar); ``"cpp"``: the C++ loop of
-        :func:`clarinet.ops.wavenet_sample` (float32 CPU tensors; the same samples up to float
-        rounding); ``"cuda"`` / ``"triton"``: the GPU samplers of the same function; ``"auto"``:
-        ``"cpp"`` for float32 CPU inputs, ``"cuda"`` then ``"triton"`` on a GPU, else the reference
-        (``CLARINET_BACKEND`` overrides it).
+        ``backend`` (see :func:`clarinet.ops.wavenet_sample`): ``"reference"`` (the Python sampler),
+        ``"cpp"`` (the C++ loop; float32 CPU), ``"cuda"`` / ``"triton"`` (GPU samplers), ``"auto"``
+        (``cpp`` for float32 CPU inputs, ``cuda`` then ``triton`` on a GPU, else the reference;
+        ``CLARINET_BACKEND`` overrides it). Every backend gives the same samples up to float rounding.
+
+        On the CPU backends the audio is produced ``span`` samples at a time (:meth:`generate_stream`):
+        the mel is upsampled per span and the sampler's state carried over, so memory is bounded by the
+        span, not the utterance; ``callback(piece)`` (``(B, n)``) is called with each span as it is
+        ready. The GPU backends run the utterance in one call (``callback`` gets it whole). ``chunk``:
+        steps whose conditioning projection is computed at once. ``progress``: a tqdm bar in samples.
         """
+        pieces = []
+        for piece in self.generate_stream(mel, noise, temperature, progress=progress, log_scale_min=log_scale_min,
+                                          chunk=chunk, backend=backend, span=span):
+            if callback is not None:
+                callback(piece)
+            pieces.append(piece)
+        if not pieces:
+            return mel.new_zeros(mel.shape[0], 0)
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
+
+    @torch.no_grad()
+    def generate_stream(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
+                        *, progress: bool = False, log_scale_min: float = -9.0, chunk: int = 1024,
+                        backend: str = "auto", span: int = 8192) -> Iterator[torch.Tensor]:
+        """:meth:`generate` as an iterator of ``(B, n)`` pieces (``n <= span``), each yielded as soon as
+        it is sampled, so a caller can play or write audio while the rest is generated. The pieces
+        concatenate to exactly what :meth:`generate` returns for the same noise.
+        """
+        from tqdm.auto import tqdm
+
+        from ..ops.wavenet_sample import _BACKENDS as sample_backends
+        from ..ops.wavenet_sample import _pick_auto, pack_wavenet, sampler_state, wavenet_sample
+
         noise = generation_noise(self, mel, noise)
         temperature = float(temperature)
-        from ..ops.wavenet_sample import _BACKENDS as sample_backends
-
         if backend not in sample_backends:
             raise ValueError(f"backend: expected one of {sample_backends}, got {backend!r}")
-        if backend != "reference":
-            from ..ops.wavenet_sample import pack_wavenet, wavenet_sample
-
-            _positive_int("chunk", chunk)
-            return wavenet_sample(pack_wavenet(self), self.upsampler(mel), noise, temperature=temperature,
-                                  log_scale_min=log_scale_min, backend=backend, chunk=chunk, progress=progress)
-        x, _, _ = self._incremental(mel, None, noise, temperature, progress, log_scale_min, chunk)
-        return x
+        _positive_int("chunk", chunk)
+        _positive_int("span", span)
+        B, T = noise.shape
+        if backend == "auto":
+            env = os.environ.get("CLARINET_BACKEND", "auto")
+            backend = env if env in sample_backends else "auto"
+        packed = pack_wavenet(self)
+        if backend == "auto":
+            backend = _pick_auto(packed, mel.new_empty(B, self.n_mels, 0))
+        stateful = backend in ("cpp", "reference")
+        state = sampler_state(packed, B, mel.device, mel.dtype) if stateful else None
+        step = span if stateful else max(T, 1)
+        with tqdm(total=T, disable=not progress, desc="generate", unit="sample", unit_scale=True,
+                  leave=False) as bar:
+            for a in range(0, T, step):
+                e = min(a + step, T)
+                h = self.upsampler.forward_range(mel, a, e) if stateful else self.upsampler(mel)
+                x = wavenet_sample(packed, h, noise[:, a:e], temperature=temperature, log_scale_min=log_scale_min,
+                                   backend=backend, chunk=chunk, state=state)
+                bar.update(e - a)
+                yield x
 
     @torch.no_grad()
     def incremental_forward(self, x: torch.Tensor, mel: torch.Tensor, progress: bool = False, *,

@@ -5,7 +5,7 @@ Each op has a reference (``<op>_ref``, plain PyTorch) in the same module.
 from .gaussian_kl import gaussian_kl, gaussian_kl_ref
 from .gaussian_nll import gaussian_nll, gaussian_nll_ref
 from .wavenet_layer import wavenet_layer, wavenet_layer_ref
-from .wavenet_sample import PackedWaveNet, pack_wavenet, wavenet_sample, wavenet_sample_ref
+from .wavenet_sample import PackedWaveNet, SamplerState, pack_wavenet, sampler_state, wavenet_sample, wavenet_sample_ref
 
 __all__ = [
     "gaussian_kl",
@@ -15,7 +15,9 @@ __all__ = [
     "wavenet_layer",
     "wavenet_layer_ref",
     "PackedWaveNet",
+    "SamplerState",
     "pack_wavenet",
+    "sampler_state",
     "wavenet_sample",
     "wavenet_sample_ref",
 ]

@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["PackedWaveNet", "pack_wavenet", "wavenet_sample", "wavenet_sample_ref"]
+__all__ = ["PackedWaveNet", "SamplerState", "pack_wavenet", "sampler_state", "wavenet_sample", "wavenet_sample_ref"]
 
 _BACKENDS = ("auto", "reference", "cpp", "cuda", "triton")
 #: float types the GPU samplers take for ``h`` (the weights are cast to it; accumulation is float32)
@@ -102,6 +102,39 @@ class PackedWaveNet:
         return self._cpp
 
 
+    @property
+    def state_size(self) -> int:
+        """Floats of one sequence's carried state: ``1 + sum over layers of (K-1) * d * R``."""
+        c = self.config
+        return 1 + sum((c["K"] - 1) * d * c["R"] for d in c["dilations"])
+
+
+@dataclass(eq=False)
+class SamplerState:
+    """Where ``B`` sampling sequences stand, so that :func:`wavenet_sample` can continue them.
+
+    ``buffers`` ``(B, packed.state_size)`` float32: per sequence the input to feed at the next step
+    (the last sample) followed by every layer's ring of past layer inputs ``((K-1)*d, R)``, slot
+    ``step % ((K-1)*d)``; ``step``: how many steps the sequences have run. Made by
+    :func:`sampler_state`; :func:`wavenet_sample` reads and updates it in place.
+    """
+
+    buffers: torch.Tensor
+    step: int = 0
+
+
+def sampler_state(packed: "PackedWaveNet", batch: int, device="cpu", dtype=torch.float32) -> SamplerState:
+    """A fresh state (silence before step 0) for ``batch`` sequences of ``packed``'s model on ``device``.
+
+    ``dtype``: float32 (every backend), or the model's dtype for the reference backend (e.g. float64).
+    """
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
+        raise ValueError(f"batch: expected an int >= 0, got {batch!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype: expected a floating-point torch.dtype, got {dtype!r}")
+    return SamplerState(torch.zeros(batch, packed.state_size, dtype=dtype, device=device))
+
+
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -145,6 +178,26 @@ def pack_wavenet(model, *, cache: bool = True) -> PackedWaveNet:
     if cache:
         _CACHE[model] = packed
     return packed
+
+
+def _check_state(packed, state, h) -> None:
+    if state is None:
+        return
+    if not isinstance(state, SamplerState):
+        raise TypeError(f"state: expected a SamplerState (from sampler_state), got {type(state).__name__}")
+    b = state.buffers
+    want = (h.shape[0], packed.state_size)
+    if not isinstance(b, torch.Tensor) or tuple(b.shape) != want:
+        raise ValueError(f"state: expected buffers of shape {want} (sampler_state(packed, {h.shape[0]})), got "
+                         f"{tuple(b.shape) if isinstance(b, torch.Tensor) else type(b).__name__}")
+    if b.dtype not in (torch.float32, h.dtype):
+        raise TypeError(f"state: expected float32 buffers (or h's dtype {h.dtype}), got {b.dtype}")
+    if b.device != h.device:
+        raise ValueError(f"state: expected buffers on {h.device} (h's device), got {b.device}")
+    if not b.is_contiguous():
+        raise ValueError("state: expected contiguous buffers")
+    if isinstance(state.step, bool) or not isinstance(state.step, int) or state.step < 0:
+        raise ValueError(f"state: expected step an int >= 0, got {state.step!r}")
 
 
 def _check_inputs(packed, h, noise, teacher_forcing, temperature, log_scale_min, backend, chunk):
@@ -212,7 +265,7 @@ def _pick_auto(packed: PackedWaveNet, h: torch.Tensor) -> str:
 def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
                    teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
                    log_scale_min: float = -9.0, backend: str = "auto", chunk: int = 1024,
-                   progress: bool = False, num_threads: Optional[int] = None):
+                   progress: bool = False, num_threads: Optional[int] = None, state: Optional[SamplerState] = None):
     """Autoregressive sampling from the upsampled conditioning ``h`` ``(B, C, T)``.
 
     Free-running (``teacher_forcing=None``): returns ``x`` ``(B, T)`` with
@@ -233,6 +286,11 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
     - ``"reference"``: the Python stepper (needs the packed model alive, and ``h`` in its dtype).
     - ``"auto"``: ``cpp`` for float32 CPU inputs; on a GPU ``cuda``, else ``triton``; else the reference.
 
+    ``state`` (streaming): a :class:`SamplerState` (from :func:`sampler_state`) to start from instead
+    of silence at step 0; it is updated in place, so calls over consecutive spans of the conditioning
+    continue one sequence and give the samples one call over the whole span gives (``cpp`` and
+    ``reference`` backends).
+
     The GPU backends return float32 outputs whatever ``h``'s dtype. ``chunk``: steps whose
     conditioning projection is computed at once (memory ``layers * chunk * G`` values per batch
     element). ``progress`` applies to the reference backend only.
@@ -246,6 +304,7 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
     B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
                                                      log_scale_min, backend, chunk)
     packed.check()
+    _check_state(packed, state, h)
     if backend == "auto":
         backend = _pick_auto(packed, h)
     forced = teacher_forcing is not None
@@ -253,9 +312,12 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
     if backend == "reference":
         return wavenet_sample_ref(packed, h, noise, teacher_forcing=teacher_forcing, temperature=temperature,
-                                  log_scale_min=log_scale_min, chunk=chunk, progress=progress)
+                                  log_scale_min=log_scale_min, chunk=chunk, progress=progress, state=state)
     src = teacher_forcing if forced else noise
     if backend in ("cuda", "triton"):
+        if state is not None:
+            raise ValueError(f"state: backend {backend!r} does not carry a sampler state yet; stream with "
+                             "backend='cpp' or 'reference', or generate the whole span in one call")
         reason = _gpu_reason(backend, packed, h)
         if reason is not None:
             raise ValueError(reason)
@@ -271,6 +333,8 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
         raise ValueError(f"h: backend 'cpp' needs CPU tensors, got device {h.device}")
     if h.dtype != torch.float32:
         raise TypeError(f"h: backend 'cpp' needs float32, got {h.dtype} (use backend='reference')")
+    if state is not None and state.buffers.dtype != torch.float32:
+        raise TypeError(f"state: backend 'cpp' needs float32 buffers, got {state.buffers.dtype}")
     if num_threads is None:
         num_threads = torch.get_num_threads()
     x = torch.empty(B, T, dtype=torch.float32)
@@ -279,20 +343,26 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
     if B and T:
         packed.cpp().run(h.detach().numpy(), None if forced else src.detach().numpy(),
                          src.detach().numpy() if forced else None, x.numpy(), mean.numpy(), log_scale.numpy(),
-                         temperature, log_scale_min, int(chunk), int(num_threads))
+                         temperature, log_scale_min, int(chunk), int(num_threads),
+                         state=None if state is None else state.buffers.numpy(),
+                         step0=0 if state is None else state.step)
+    if state is not None:
+        state.step += T
     return (mean, log_scale) if forced else x
 
 
 @torch.no_grad()
 def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
                        teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
-                       log_scale_min: float = -9.0, chunk: int = 1024, progress: bool = False):
+                       log_scale_min: float = -9.0, chunk: int = 1024, progress: bool = False,
+                       state: Optional[SamplerState] = None):
     """The reference: the Python incremental stepper of ``GaussianWaveNet`` over ``h`` (same arguments)."""
     from ..models.wavenet import incremental_sample
 
     B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
                                                      log_scale_min, "reference", chunk)
     packed.check()
+    _check_state(packed, state, h)
     model = packed.model
     p = model.wavenet.w_in
     if h.dtype != p.dtype or h.device != p.device:
@@ -302,5 +372,8 @@ def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[t
     if noise is None and not forced:
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
     out, mean, log_scale = incremental_sample(model.wavenet, h, teacher_forcing, noise, temperature, progress,
-                                              log_scale_min, chunk)
+                                              log_scale_min, chunk, None if state is None else state.buffers,
+                                              0 if state is None else state.step)
+    if state is not None:
+        state.step += T
     return (mean, log_scale) if forced else out

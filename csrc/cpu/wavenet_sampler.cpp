@@ -329,11 +329,25 @@ class WaveNetSampler {
     b_out2_ = copy_array(b_out2, {2}, "b_out2");
   }
 
+  // Floats of one batch element's carried state: the last input fed (1) + every layer's ring (L*R).
+  int64_t state_size() const {
+    int64_t n = 1;
+    for (const Layer& ly : layers_) n += ly.L * R_;
+    return n;
+  }
+
   // h (B, C, T) float32 (any strides); noise (B, T) or None; audio (B, T) or None (teacher forcing);
   // x_out, mean_out, ls_out (B, T) float32 C-contiguous, written here.
+  // state: None (start from silence at step 0) or a writable C-contiguous (B, state_size()) float32
+  // array holding [input fed at the next step, ring of layer 0 (L0, R), ring of layer 1, ...] as left
+  // by a previous call; it is read at the start and rewritten at the end, so consecutive calls over
+  // consecutive spans of h continue one sequence exactly. step0: the absolute index of the first step
+  // (ring slots are step % L).
   void run(py::array h, py::object noise, py::object audio, py::array x_out, py::array mean_out, py::array ls_out,
-           double temperature, double log_scale_min, int64_t chunk, int64_t num_threads, bool simd) {
+           double temperature, double log_scale_min, int64_t chunk, int64_t num_threads, bool simd,
+           py::object state, int64_t step0) {
     if (chunk < 1) throw std::invalid_argument("chunk: expected an int >= 1");
+    if (step0 < 0) throw std::invalid_argument("step0: expected an int >= 0");
     auto hb = checked_float(h, 3, "h");
     const int64_t B = hb.shape[0], T = hb.shape[2];
     if (hb.shape[1] != C_)
@@ -357,6 +371,16 @@ class WaveNetSampler {
         throw std::invalid_argument(std::string(names[i]) + ": expected a writable C-contiguous (B, T) float32 array");
       outs[i] = static_cast<float*>(ob.ptr);
     }
+    float* st = nullptr;
+    const int64_t SS = state_size();
+    if (!state.is_none()) {
+      auto sb = checked_float(state.cast<py::array>(), 2, "state");
+      if (sb.shape[0] != B || sb.shape[1] != SS || sb.strides[1] != static_cast<py::ssize_t>(sizeof(float)) ||
+          sb.strides[0] != static_cast<py::ssize_t>(SS * sizeof(float)) || sb.readonly)
+        throw std::invalid_argument("state: expected a writable C-contiguous (" + std::to_string(B) + ", " +
+                                    std::to_string(SS) + ") float32 array");
+      st = static_cast<float*>(sb.ptr);
+    }
     if (B == 0 || T == 0) return;
     const int64_t fs = sizeof(float);
     const float* hp = static_cast<const float*>(hb.ptr);
@@ -371,7 +395,7 @@ class WaveNetSampler {
     auto work = [&](int64_t b) {
       View2 hv{hp + b * hs0, hs1, hs2};
       run_one(mv, gate, condf, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T, outs[2] + b * T, T, temp,
-              lsmin, n_chunk);
+              lsmin, n_chunk, st ? st + b * SS : nullptr, step0);
     };
     const int64_t nt = std::max<int64_t>(1, std::min(num_threads, B));
     py::gil_scoped_release release;
@@ -413,15 +437,23 @@ class WaveNetSampler {
   }
 
   void run_one(MatVecFn mv, GateFn gate, CondFn condf, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo, float* lo,
-               int64_t T, float temp, float lsmin, int64_t n_chunk) const {
+               int64_t T, float temp, float lsmin, int64_t n_chunk, float* state, int64_t step0) const {
     const int64_t R = R_, G = G_, S = S_, K = K_, C = C_, G2 = G / 2, NL = static_cast<int64_t>(layers_.size());
     const float skip_scale = std::sqrt(1.0f / static_cast<float>(NL));
     // ring buffers (zero = the reference's zero-initialised history), conditioning chunk, scratch
     std::vector<std::vector<float>> ring(NL);
     for (int64_t l = 0; l < NL; ++l) ring[l].assign(layers_[l].L * R, 0.0f);
+    float prev = 0.0f;
+    if (state) {  // continue a sequence: [prev, ring 0, ring 1, ...]
+      const float* q = state;
+      prev = *q++;
+      for (int64_t l = 0; l < NL; ++l) {
+        std::copy(q, q + ring[l].size(), ring[l].begin());
+        q += ring[l].size();
+      }
+    }
     std::vector<float> cond(NL * n_chunk * G), hT(n_chunk * C);
     std::vector<float> x(R), a(G), z(G2), rs(R + S), skip(S), y1(S), y2(2);
-    float prev = 0.0f;
     for (int64_t t0 = 0; t0 < T; t0 += n_chunk) {
       const int64_t n = std::min(n_chunk, T - t0);
       // conditioning projection of the next n steps, every layer: cond = b_dil + w_cond^T h
@@ -432,14 +464,14 @@ class WaveNetSampler {
         condf(ly.w_cond.data(), C, G, hT.data(), n, ly.b_dil.data(), cond.data() + l * n_chunk * G);
       }
       for (int64_t i = 0; i < n; ++i) {
-        const int64_t t = t0 + i;
+        const int64_t t = t0 + i, ta = step0 + t;  // local index, absolute step (ring slots)
         for (int64_t r = 0; r < R; ++r) x[r] = prev * w_in_[r] + b_in_[r];
         for (int64_t l = 0; l < NL; ++l) {
           const Layer& ly = layers_[l];
           const float* ci = cond.data() + (l * n_chunk + i) * G;
           std::copy(ci, ci + G, a.begin());  // a = w_cond h + b_dil, then the taps
           const int64_t L = ly.L;
-          const int64_t pos = L ? t % L : 0;
+          const int64_t pos = L ? ta % L : 0;
           float* rb = ring[l].data();
           for (int64_t k = 0; k + 1 < K; ++k) {  // tap k reads the input of step t - (K-1-k)*d
             const int64_t slot = (pos - (K - 1 - k) * ly.d + L) % L;
@@ -478,6 +510,11 @@ class WaveNetSampler {
         prev = xt;
       }
     }
+    if (state) {
+      float* q = state;
+      *q++ = prev;
+      for (int64_t l = 0; l < NL; ++l) q = std::copy(ring[l].begin(), ring[l].end(), q);
+    }
   }
 
   int64_t R_, G_, S_, K_, C_;
@@ -498,7 +535,10 @@ void register_wavenet_sampler(py::module_& m) {
            py::arg("w_out2"), py::arg("b_out2"))
       .def("run", &WaveNetSampler::run, py::arg("h"), py::arg("noise"), py::arg("audio"), py::arg("x_out"),
            py::arg("mean_out"), py::arg("ls_out"), py::arg("temperature"), py::arg("log_scale_min"),
-           py::arg("chunk"), py::arg("num_threads") = 1, py::arg("simd") = true,
-           "Run the sampling loop (GIL released); writes x_out, mean_out, ls_out (B, T).")
+           py::arg("chunk"), py::arg("num_threads") = 1, py::arg("simd") = true, py::arg("state") = py::none(),
+           py::arg("step0") = 0,
+           "Run the sampling loop (GIL released); writes x_out, mean_out, ls_out (B, T) and, when given, "
+           "reads and rewrites the carried state (B, state_size) (see state_size).")
+      .def_property_readonly("state_size", &WaveNetSampler::state_size)
       .def_property_readonly("uses_avx2", &WaveNetSampler::uses_avx2);
 }
