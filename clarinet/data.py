@@ -4,6 +4,10 @@
 ``*.wav`` files, returns audio with its log-mel features (whole utterances or random segments whose
 features are sliced from the whole utterance's), and caches each utterance's log-mel on disk.
 :func:`collate` batches its items.
+
+:class:`TextAudioDataset` pairs each LJSpeech utterance's text (encoded by a
+:class:`clarinet.text.Vocabulary`) with its audio and log-mel for the text-to-wave model;
+:func:`collate_text_audio` batches its items and draws the vocoder's training segments.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from torch.utils.data import Dataset
 
 from .audio import AudioConfig, load_audio, log_mel
 
-__all__ = ["AudioDataset", "collate", "CACHE_DIRNAME"]
+__all__ = ["AudioDataset", "collate", "CACHE_DIRNAME", "TextAudioDataset", "collate_text_audio"]
 
 #: Default cache folder name, created inside the dataset root.
 CACHE_DIRNAME = ".clarinet-mel-cache"
@@ -275,3 +279,260 @@ def collate(items: Sequence[Dict[str, Union[torch.Tensor, str]]],
     lengths = torch.tensor([int(it["audio"].shape[-1]) for it in items], dtype=torch.int64)
     return dict(audio=audio, mel=mel, id=[it["id"] for it in items],
                 text=[it["text"] for it in items], lengths=lengths)
+
+
+
+# ============================================================================== text + audio
+def _read_ljspeech_texts(meta: Path) -> List[tuple]:
+    """``(id, raw text, normalized text)`` of every row, read as :func:`_read_ljspeech` does
+    (which has validated the file by the time this runs)."""
+    rows = []
+    with open(meta, encoding="utf-8", newline="") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            utt_id, raw, norm = line.split("|")
+            rows.append((utt_id.strip(), raw, norm))
+    return rows
+
+
+class TextAudioDataset(Dataset):
+    """Whole utterances of an LJSpeech-layout folder with their encoded text, for text-to-wave.
+
+    Args:
+        root: folder with ``metadata.csv`` (rows ``id|text|normalized text``, no quoting) and
+            ``wavs/<id>.wav``; both are required.
+        cfg: audio settings (as :class:`AudioDataset`).
+        vocab: a :class:`clarinet.text.Vocabulary` (default
+            :func:`clarinet.text.default_vocabulary`).
+        max_text_length: when given, utterances whose encoded text (``<eos>`` included) is
+            longer are left out, with one warning that counts them.
+        cache_dir: log-mel cache folder (as :class:`AudioDataset`; default
+            ``root/.clarinet-mel-cache``).
+
+    Item ``i`` is ``dict(id=str, text=LongTensor (N,) ending with <eos>, audio=(T,) float32,
+    mel=(n_mels, F) float32)`` with ``T = F * hop_length``: the audio is trimmed to a whole
+    number of hops and ``mel`` is its log-mel (``clarinet.audio.log_mel``; frame ``j`` covers
+    samples ``[j * hop, (j + 1) * hop)``), read from :class:`AudioDataset`'s cache when valid.
+
+    Text: the normalized column, or the raw one when the normalized column is empty, then
+    :func:`clarinet.text.normalize` and ``vocab``. All texts are encoded once, here. Characters
+    the vocabulary lacks are dropped; they are reported once, in one
+    :class:`clarinet.text.UnknownCharacterWarning` listing each character and how many
+    utterances have it (also kept in :attr:`unknown_characters`), never per item. Utterances
+    with no text left are left out with a warning. Left-out ids and the reason are in
+    :attr:`skipped`. Order is that of ``metadata.csv``; nothing is sorted.
+
+    Raises:
+        FileNotFoundError: ``root``, ``metadata.csv`` or ``wavs/`` is missing, or a row's audio.
+        ValueError: a malformed ``metadata.csv`` row, or no utterance left.
+    """
+
+    def __init__(self, root: Union[str, os.PathLike], cfg: AudioConfig = AudioConfig(),
+                 vocab=None, *, max_text_length: Optional[int] = None,
+                 cache_dir: Optional[Union[str, os.PathLike]] = None):
+        from .text import UnknownCharacterWarning, Vocabulary, default_vocabulary, _describe_chars
+
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"root: dataset root is not a folder: {root}")
+        meta = root / "metadata.csv"
+        if not meta.is_file():
+            raise FileNotFoundError(
+                f"root: TextAudioDataset needs an LJSpeech-layout folder, but {meta} does not "
+                f"exist (expected metadata.csv rows 'id|text|normalized text' and wavs/<id>.wav)")
+        if not (root / "wavs").is_dir():
+            raise FileNotFoundError(
+                f"root: TextAudioDataset needs an LJSpeech-layout folder, but {root / 'wavs'} "
+                f"is not a folder (audio goes in wavs/<id>.wav)")
+        if vocab is None:
+            vocab = default_vocabulary()
+        elif not isinstance(vocab, Vocabulary):
+            raise TypeError(f"vocab must be a clarinet.text.Vocabulary or None, got {type(vocab).__name__}")
+        if max_text_length is not None:
+            if isinstance(max_text_length, bool) or not isinstance(max_text_length, (int, np.integer)):
+                raise TypeError(f"max_text_length must be an int or None, got {type(max_text_length).__name__}")
+            if max_text_length < 2:
+                raise ValueError(f"max_text_length must be >= 2 (one symbol and <eos>), got {max_text_length}")
+            max_text_length = int(max_text_length)
+        self.root = root
+        self.cfg = cfg
+        self.vocab = vocab
+        self.max_text_length = max_text_length
+        self.audio_dataset = AudioDataset(root, cfg, segment_samples=None, cache_dir=cache_dir)
+        rows = _read_ljspeech_texts(meta)
+        if [r[0] for r in rows] != self.audio_dataset.ids:  # pragma: no cover - same parser rules
+            raise RuntimeError(f"{meta}: rows changed while reading")
+
+        self._index: List[int] = []       # audio dataset index of each item
+        self._ids: List[List[int]] = []   # encoded text of each item
+        self._texts: List[str] = []       # normalised text of each item
+        self.skipped: Dict[str, str] = {}
+        unknown_count: Dict[str, int] = {}
+        too_long = empty = 0
+        for j, (utt_id, raw, norm) in enumerate(rows):
+            source = norm if norm.strip() else raw
+            ids, unknown = vocab.encode_with_report(source)
+            for c in unknown:
+                unknown_count[c] = unknown_count.get(c, 0) + 1
+            if len(ids) <= 1 or all(vocab.symbols[i] == " " for i in ids[:-1]):
+                self.skipped[utt_id] = "no text left after normalisation and unknown characters"
+                empty += 1
+                continue
+            if max_text_length is not None and len(ids) > max_text_length:
+                self.skipped[utt_id] = f"text of {len(ids)} ids > max_text_length={max_text_length}"
+                too_long += 1
+                continue
+            self._index.append(j)
+            self._ids.append(ids)
+            self._texts.append(vocab.decode(ids))
+        #: ``{character: number of utterances it was dropped from}``, in order of first appearance.
+        self.unknown_characters: Dict[str, int] = unknown_count
+        if unknown_count:
+            listed = ", ".join(f"{_describe_chars([c])} in {k} utterance(s)" for c, k in unknown_count.items())
+            warnings.warn(UnknownCharacterWarning(
+                f"{meta}: dropped characters not in the vocabulary: {listed}"), stacklevel=2)
+        if empty:
+            warnings.warn(f"{meta}: left out {empty} utterance(s) with no text left after "
+                          f"normalisation (ids in .skipped)", RuntimeWarning, stacklevel=2)
+        if too_long:
+            warnings.warn(f"{meta}: left out {too_long} utterance(s) whose text is longer than "
+                          f"max_text_length={max_text_length} (ids in .skipped)",
+                          RuntimeWarning, stacklevel=2)
+        if not self._index:
+            raise ValueError(f"{meta}: no utterance left (skipped: {len(self.skipped)})")
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def ids(self) -> List[str]:
+        return [self.audio_dataset.ids[j] for j in self._index]
+
+    @property
+    def texts(self) -> List[str]:
+        """The normalised text of each item, as its ids decode."""
+        return list(self._texts)
+
+    @property
+    def text_lengths(self) -> List[int]:
+        """``N`` of each item's ``text`` (``<eos>`` included)."""
+        return [len(ids) for ids in self._ids]
+
+    @property
+    def mel_pad_value(self) -> float:
+        """``log(cfg.log_floor)``: the log-mel of silence, for :func:`collate_text_audio`."""
+        return math.log(self.cfg.log_floor)
+
+    def cache_path(self, index: int) -> Path:
+        """The log-mel cache file of item ``index``."""
+        return self.audio_dataset.cache_path(self._index[index])
+
+    def __getitem__(self, index: int) -> Dict[str, Union[torch.Tensor, str]]:
+        n = len(self._index)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} items")
+        index = index % n
+        item = self.audio_dataset[self._index[index]]
+        return dict(id=item["id"], text=torch.tensor(self._ids[index], dtype=torch.long),
+                    audio=item["audio"], mel=item["mel"])
+
+
+def collate_text_audio(items: Sequence[Dict[str, Union[torch.Tensor, str]]], *, segment_frames: int,
+                       pad_frames_to: int = 1, generator: Optional[torch.Generator] = None,
+                       mel_pad_value: float = math.log(AudioConfig().log_floor)) -> Dict[str, object]:
+    """Batch :class:`TextAudioDataset` items (in the given order; nothing is sorted).
+
+    Use as a ``DataLoader`` ``collate_fn`` through ``functools.partial(collate_text_audio,
+    segment_frames=..., pad_frames_to=..., generator=..., mel_pad_value=ds.mel_pad_value)``.
+
+    Args:
+        items: dicts with ``id``, ``text`` (N,) long, ``audio`` (F * hop,) and ``mel``
+            (n_mels, F); ``hop`` is ``audio`` length / ``mel`` frames and must agree across items.
+        segment_frames: length in frames of the random vocoder segment drawn per utterance.
+        pad_frames_to: the padded frame count ``Fmax`` is the longest ``F`` rounded up to a
+            multiple of this (the decoder's reduction factor).
+        generator: source of the segment starts (``torch.randint``, one draw per item in batch
+            order, so the same generator state gives the same segments); ``None``: torch's
+            global generator.
+        mel_pad_value: value of padded mel frames: the log-mel of silence, ``log(log_floor)``
+            of the :class:`AudioConfig` (default ``log(1e-5)``, the default config's;
+            :attr:`TextAudioDataset.mel_pad_value` gives it for a dataset's config).
+
+    Returns:
+        dict with
+        ``ids`` list of B str;
+        ``text`` (B, Nmax) long, padded with ``<pad>`` (id 0); ``text_lengths`` (B,) long;
+        ``mel`` (B, n_mels, Fmax) float32 padded with ``mel_pad_value``; ``mel_lengths`` (B,);
+        ``audio`` (B, Fmax * hop) zero-padded; ``audio_lengths`` (B,) = ``mel_lengths * hop``;
+        ``segment_start`` (B,) long frame index, uniform in ``[0, F - segment_frames]`` so the
+        segment lies inside the utterance, 0 when ``F < segment_frames``;
+        ``segment_audio`` (B, segment_frames * hop): ``audio[start*hop : (start+segment_frames)*hop]``,
+        zero-padded past the utterance's end; ``segment_mel`` (B, n_mels, segment_frames): the
+        matching mel frames, padded with ``mel_pad_value``.
+    """
+    from .text import Vocabulary
+
+    if isinstance(segment_frames, bool) or not isinstance(segment_frames, (int, np.integer)) or segment_frames < 1:
+        raise ValueError(f"segment_frames must be a positive integer, got {segment_frames!r}")
+    if isinstance(pad_frames_to, bool) or not isinstance(pad_frames_to, (int, np.integer)) or pad_frames_to < 1:
+        raise ValueError(f"pad_frames_to must be a positive integer, got {pad_frames_to!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if len(items) == 0:
+        raise ValueError("items: collate_text_audio needs at least one item")
+    segment_frames, pad_frames_to = int(segment_frames), int(pad_frames_to)
+
+    hops, n_mels = set(), set()
+    for k, it in enumerate(items):
+        missing = {"id", "text", "audio", "mel"} - set(it)
+        if missing:
+            raise ValueError(f"items[{k}] lacks {sorted(missing)}")
+        text, audio, mel = it["text"], it["audio"], it["mel"]
+        if text.dim() != 1 or text.numel() == 0 or text.dtype != torch.long:
+            raise ValueError(f"items[{k}]['text'] must be a non-empty 1-D long tensor, "
+                             f"got {text.dtype} {tuple(text.shape)}")
+        if audio.dim() != 1 or mel.dim() != 2 or mel.shape[1] == 0:
+            raise ValueError(f"items[{k}]: need audio (T,) and mel (n_mels, F) with F >= 1, got "
+                             f"{tuple(audio.shape)} and {tuple(mel.shape)}")
+        hop, rem = divmod(audio.shape[0], mel.shape[1])
+        if rem or hop == 0:
+            raise ValueError(f"items[{k}]: audio length {audio.shape[0]} is not a multiple of its "
+                             f"{mel.shape[1]} mel frames")
+        hops.add(hop)
+        n_mels.add(int(mel.shape[0]))
+    if len(hops) != 1:
+        raise ValueError(f"items have different hop lengths (audio / mel frames): {sorted(hops)}")
+    if len(n_mels) != 1:
+        raise ValueError(f"items have different numbers of mel bands: {sorted(n_mels)}")
+    hop, n_mel = hops.pop(), n_mels.pop()
+
+    b = len(items)
+    text_lengths = torch.tensor([it["text"].shape[0] for it in items], dtype=torch.long)
+    mel_lengths = torch.tensor([it["mel"].shape[1] for it in items], dtype=torch.long)
+    n_max = int(text_lengths.max())
+    f_max = -(-int(mel_lengths.max()) // pad_frames_to) * pad_frames_to
+    seg_samples = segment_frames * hop
+
+    text = torch.full((b, n_max), Vocabulary.pad_id, dtype=torch.long)
+    mel = torch.full((b, n_mel, f_max), float(mel_pad_value), dtype=torch.float32)
+    audio = torch.zeros(b, f_max * hop, dtype=torch.float32)
+    segment_start = torch.zeros(b, dtype=torch.long)
+    segment_audio = torch.zeros(b, seg_samples, dtype=torch.float32)
+    segment_mel = torch.full((b, n_mel, segment_frames), float(mel_pad_value), dtype=torch.float32)
+    for k, it in enumerate(items):
+        n, f = int(text_lengths[k]), int(mel_lengths[k])
+        text[k, :n] = it["text"]
+        mel[k, :, :f] = it["mel"]
+        audio[k, :f * hop] = it["audio"]
+        # one draw per item (high = 1 when the utterance is shorter than a segment) keeps the
+        # generator's consumption independent of the utterance lengths
+        start = int(torch.randint(0, max(f - segment_frames, 0) + 1, (1,), generator=generator))
+        segment_start[k] = start
+        end = min(start + segment_frames, f)
+        segment_audio[k, :(end - start) * hop] = it["audio"][start * hop:end * hop]
+        segment_mel[k, :, :end - start] = it["mel"][:, start:end]
+    return dict(ids=[it["id"] for it in items], text=text, text_lengths=text_lengths, mel=mel,
+                mel_lengths=mel_lengths, audio=audio, audio_lengths=mel_lengths * hop,
+                segment_start=segment_start, segment_audio=segment_audio, segment_mel=segment_mel)
