@@ -455,7 +455,10 @@ def collate_text_audio(items: Sequence[Dict[str, Union[torch.Tensor, str]]], *, 
             multiple of this (the decoder's reduction factor).
         generator: source of the segment starts (``torch.randint``, one draw per item in batch
             order, so the same generator state gives the same segments); ``None``: torch's
-            global generator.
+            global generator. A ``DataLoader`` with worker processes gives each worker its own
+            copy of a generator bound by ``functools.partial``, so the workers repeat one
+            another's draws: pass ``None`` there (workers seed the global generator apart) or
+            collate in the main process.
         mel_pad_value: value of padded mel frames: the log-mel of silence, ``log(log_floor)``
             of the :class:`AudioConfig` (default ``log(1e-5)``, the default config's;
             :attr:`TextAudioDataset.mel_pad_value` gives it for a dataset's config).
