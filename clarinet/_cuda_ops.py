@@ -197,3 +197,125 @@ def wavenet_layer_fwd(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond, 
         int(dilation), bool(causal), _dtype_code(x), dev, _stream(dev),
     )
     return out, skip
+
+
+# ---- incremental WaveNet sampling (persistent thread-block-cluster kernel) ---------------------
+
+#: Test hooks (monkeypatched by tests/test_wavenet_sample_cuda.py): force the cluster size
+#: (0 = auto, else 1/2/4/8/16) and cap the layers kept in shared memory (-1 = as many as fit),
+#: to reach the multi-CTA and the weights-from-L2 paths with small models.
+_SAMPLER_CLUSTER = 0
+_SAMPLER_MAX_RESIDENT = -1
+#: upper bound (bytes) of the float32 conditioning workspace (B x chunk x layers*G); the chunk
+#: shrinks to stay under it, so memory never grows with T
+_SAMPLER_COND_BYTES = 256 << 20
+_SAMPLER_PLANS: dict = {}
+
+
+def _sampler_dims(packed) -> tuple:
+    c = packed.config
+    return (int(c["R"]), int(c["G"]), int(c["S"]), int(c["K"]), int(c["C"]), tuple(int(d) for d in c["dilations"]))
+
+
+def _sampler_plan(packed, h: torch.Tensor, batch: int):
+    """The extension's plan (cluster size, batch groups, resident layers, packed sizes), cached per shape."""
+    dev = _device_index(h)
+    dims = _sampler_dims(packed)
+    key = (dims, h.dtype, int(batch), dev, int(_SAMPLER_CLUSTER), int(_SAMPLER_MAX_RESIDENT))
+    plan = _SAMPLER_PLANS.get(key)
+    if plan is None:
+        R, G, S, K, C, dil = dims
+        plan = _cuda.wavenet_sampler_plan(R, G, S, K, C, list(dil), _dtype_code(h), int(batch), dev,
+                                          cluster=int(_SAMPLER_CLUSTER), max_resident=int(_SAMPLER_MAX_RESIDENT))
+        _SAMPLER_PLANS[key] = plan
+    return plan
+
+
+def wavenet_sample_unsupported(packed, h: torch.Tensor) -> str | None:
+    """Why the persistent CUDA sampler cannot take this model and ``h`` on its GPU, or None."""
+    if h.device.type != "cuda":
+        return f"backend='cuda' needs CUDA tensors, got device {h.device}"
+    if h.dtype not in _DTYPE_CODES:
+        return f"backend='cuda' takes float32, float16 or bfloat16, got {h.dtype}"
+    plan = _sampler_plan(packed, h, max(int(h.shape[0]), 1))
+    return None if plan.ok else f"backend='cuda' (persistent sampler): {plan.reason}"
+
+
+def _sampler_weights(packed, device: torch.device, dtype: torch.dtype, plan):
+    """(wpack, fpack, wcond, bcond) in the kernel's layout (clarinet_cuda.h), built once per device,
+    dtype and cluster size from ``packed.on(device, dtype)`` and cached beside those copies."""
+    key = ("_cuda_sampler", str(device), dtype, plan.cluster)
+    hit = packed._copies.get(key)
+    if hit is not None:
+        return hit
+    t = packed.on(device, dtype)
+    c = packed.config
+    L, R, G, S, K = c["layers"], c["R"], c["G"], c["S"], c["K"]
+    G2, N, g, S1 = G // 2, plan.cluster, plan.gate_per_cta, plan.skip_per_cta
+    KR, RS = K * R, R + S
+    zeros = lambda *shape: torch.zeros(*shape, dtype=dtype, device=device)  # noqa: E731
+    with torch.no_grad():
+        wpack = zeros(N, plan.rank_elems)
+        # head: rank j gets columns [j*S1, j*S1 + S1) of W1 (S, S1) and the matching rows of W2 (S1, 2)
+        w1 = zeros(S, N * S1)
+        w1[:, :S] = t["w_out1"]
+        wpack[:, : S * S1] = w1.view(S, N, S1).permute(1, 0, 2).reshape(N, S * S1)
+        w2 = zeros(N * S1, 2)
+        w2[:S] = t["w_out2"]
+        wpack[:, plan.head1_elems : plan.head1_elems + 2 * S1] = w2.view(N, 2 * S1)
+        for i in range(L):
+            base = plan.head_elems + i * plan.layer_elems
+            wd = t[f"layers.{i}.w_dil"]  # (K*R, G)
+            th, sg = zeros(KR, N * g), zeros(KR, N * g)
+            th[:, :G2] = wd[:, :G2]
+            sg[:, :G2] = wd[:, G2:]
+            wa = torch.cat([th.view(KR, N, g), sg.view(KR, N, g)], dim=2)  # (K*R, N, 2g)
+            wpack[:, base : base + KR * 2 * g] = wa.permute(1, 0, 2).reshape(N, KR * 2 * g)
+            rs = zeros(N * g, RS)
+            rs[:G2] = t[f"layers.{i}.w_rs"]
+            bias = zeros(N, 1, RS)
+            bias[0, 0] = t[f"layers.{i}.b_rs"]  # one bias row, non-zero on rank 0 only
+            blk = torch.cat([rs.view(N, g, RS), bias], dim=1).reshape(N, (g + 1) * RS)
+            wpack[:, base + plan.wa_elems : base + plan.wa_elems + (g + 1) * RS] = blk
+        fpack = torch.zeros(plan.fpack_elems, dtype=torch.float32, device=device)
+        fpack[:R] = t["w_in"].float()
+        fpack[R : 2 * R] = t["b_in"].float()
+        fpack[2 * R : 2 * R + 2] = t["b_out2"].float()
+        fpack[2 * R + 2 : 2 * R + 2 + S] = t["b_out1"].float()
+        wcond = torch.cat([t[f"layers.{i}.w_cond"] for i in range(L)], dim=1).contiguous()  # (C, L*G)
+        bcond = torch.cat([t[f"layers.{i}.b_dil"] for i in range(L)]).float().contiguous()  # (L*G,)
+    hit = (wpack, fpack, wcond, bcond)
+    packed._copies[key] = hit
+    return hit
+
+
+def wavenet_sample_run(packed, h: torch.Tensor, src: torch.Tensor, forced: bool, x: torch.Tensor, mean: torch.Tensor,
+                       log_scale: torch.Tensor, temperature: float, log_scale_min: float, chunk: int) -> None:
+    """Fills ``x``, ``mean``, ``log_scale`` (float32 (B, T) contiguous) by incremental sampling over ``h``
+    (B, C, T) with the persistent CUDA sampler; ``src`` (B, T) is the noise, or the audio when ``forced``.
+    Equivalent to ``clarinet.ops.wavenet_sample.wavenet_sample_ref``."""
+    dev = _device_index(h)
+    B, C, T = h.shape
+    for name, t in (("x", x), ("mean", mean), ("log_scale", log_scale)):
+        if t.dtype != torch.float32 or tuple(t.shape) != (B, T) or not t.is_contiguous() or t.device != h.device:
+            raise ValueError(f"{name}: expected a contiguous float32 ({B}, {T}) tensor on {h.device}")
+    if src.dtype != h.dtype or tuple(src.shape) != (B, T) or src.device != h.device:
+        raise ValueError(f"src: expected a ({B}, {T}) {h.dtype} tensor on {h.device}")
+    if B == 0 or T == 0:
+        return
+    plan = _sampler_plan(packed, h, B)
+    if not plan.ok:
+        raise ValueError(f"backend='cuda' (persistent sampler): {plan.reason}")
+    device = torch.device("cuda", dev)
+    wpack, fpack, wcond, bcond = _sampler_weights(packed, device, h.dtype, plan)
+    R, G, S, K, C_, dil = _sampler_dims(packed)
+    LG = len(dil) * G
+    cs = max(1, min(int(chunk), T, _SAMPLER_COND_BYTES // (4 * B * LG)))
+    ring = torch.zeros(B, plan.ring_per_batch, dtype=torch.float32, device=device)  # the zero history
+    cond = _empty((B, cs, LG), torch.float32, device)
+    _cuda.wavenet_sample_run(
+        R, G, S, K, C_, list(dil), plan, h.data_ptr(), src.data_ptr(), x.data_ptr(), mean.data_ptr(),
+        log_scale.data_ptr(), wpack.data_ptr(), wpack.numel(), fpack.data_ptr(), fpack.numel(), wcond.data_ptr(),
+        wcond.numel(), bcond.data_ptr(), bcond.numel(), ring.data_ptr(), ring.numel(), cond.data_ptr(), cond.numel(),
+        B, T, cs, tuple(h.stride()), tuple(src.stride()), bool(forced), float(temperature), float(log_scale_min),
+        _dtype_code(h), dev, _stream(dev))

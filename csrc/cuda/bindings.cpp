@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <tuple>
+#include <vector>
 
 #include "clarinet_cuda.h"
 
@@ -37,6 +38,20 @@ cc::LaunchContext context(int dtype, int device, std::uintptr_t stream) {
 }
 
 using Strides3 = std::tuple<std::int64_t, std::int64_t, std::int64_t>;
+using Strides2 = std::tuple<std::int64_t, std::int64_t>;
+
+cc::WavenetSamplerDims sampler_dims(std::int64_t res_channels, std::int64_t gate_channels, std::int64_t skip_channels,
+                                    std::int64_t kernel_size, std::int64_t cond_channels,
+                                    const std::vector<std::int64_t>& dilations) {
+  cc::WavenetSamplerDims d;
+  d.res_channels = res_channels;
+  d.gate_channels = gate_channels;
+  d.skip_channels = skip_channels;
+  d.kernel_size = kernel_size;
+  d.cond_channels = cond_channels;
+  d.dilations = dilations;
+  return d;
+}
 
 }  // namespace
 
@@ -173,4 +188,106 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("dtype"), py::arg("device"), py::arg("stream"),
       "Fused WaveNet residual layer forward over packed weights (layout in csrc/cuda/clarinet_cuda.h). "
       "Strides are (batch, channel, time) triples in elements.");
+
+  // ---- incremental WaveNet sampling (persistent cluster kernel) ----
+  py::class_<cc::WavenetSamplerPlan>(m, "WavenetSamplerPlan",
+                                     "The CUDA sampler's choice for a model, dtype, batch and device "
+                                     "(wavenet_sampler_plan); packed layout in csrc/cuda/clarinet_cuda.h.")
+      .def_readonly("ok", &cc::WavenetSamplerPlan::ok)
+      .def_readonly("reason", &cc::WavenetSamplerPlan::reason)
+      .def_readonly("cluster", &cc::WavenetSamplerPlan::cluster)
+      .def_readonly("batch_template", &cc::WavenetSamplerPlan::batch_template)
+      .def_readonly("group_batch", &cc::WavenetSamplerPlan::group_batch)
+      .def_readonly("groups", &cc::WavenetSamplerPlan::groups)
+      .def_readonly("clusters", &cc::WavenetSamplerPlan::clusters)
+      .def_readonly("resident_layers", &cc::WavenetSamplerPlan::resident_layers)
+      .def_readonly("smem_bytes", &cc::WavenetSamplerPlan::smem_bytes)
+      .def_readonly("gate_per_cta", &cc::WavenetSamplerPlan::gate_per_cta)
+      .def_readonly("skip_per_cta", &cc::WavenetSamplerPlan::skip_per_cta)
+      .def_readonly("rank_elems", &cc::WavenetSamplerPlan::rank_elems)
+      .def_readonly("head_elems", &cc::WavenetSamplerPlan::head_elems)
+      .def_readonly("head1_elems", &cc::WavenetSamplerPlan::head1_elems)
+      .def_readonly("wa_elems", &cc::WavenetSamplerPlan::wa_elems)
+      .def_readonly("layer_elems", &cc::WavenetSamplerPlan::layer_elems)
+      .def_readonly("fpack_elems", &cc::WavenetSamplerPlan::fpack_elems)
+      .def_readonly("ring_per_batch", &cc::WavenetSamplerPlan::ring_per_batch)
+      .def_readonly("batch", &cc::WavenetSamplerPlan::batch)
+      .def_readonly("dtype", &cc::WavenetSamplerPlan::dtype)
+      .def("__repr__", [](const cc::WavenetSamplerPlan& p) {
+        if (!p.ok) return "WavenetSamplerPlan(ok=False, reason='" + p.reason + "')";
+        return "WavenetSamplerPlan(cluster=" + std::to_string(p.cluster) + ", batch_template=" +
+               std::to_string(p.batch_template) + ", group_batch=" + std::to_string(p.group_batch) +
+               ", clusters=" + std::to_string(p.clusters) + ", resident_layers=" +
+               std::to_string(p.resident_layers) + ", smem_bytes=" + std::to_string(p.smem_bytes) + ")";
+      });
+
+  m.attr("SAMPLER_MAX_LAYERS") = cc::kMaxSamplerLayers;
+
+  m.def(
+      "wavenet_sampler_plan",
+      [](std::int64_t res_channels, std::int64_t gate_channels, std::int64_t skip_channels, std::int64_t kernel_size,
+         std::int64_t cond_channels, const std::vector<std::int64_t>& dilations, int dtype, std::int64_t batch,
+         int device, int cluster, int max_resident) {
+        return cc::wavenet_sampler_plan(
+            sampler_dims(res_channels, gate_channels, skip_channels, kernel_size, cond_channels, dilations), dtype,
+            batch, device, cluster, max_resident);
+      },
+      py::arg("res_channels"), py::arg("gate_channels"), py::arg("skip_channels"), py::arg("kernel_size"),
+      py::arg("cond_channels"), py::arg("dilations"), py::arg("dtype"), py::arg("batch"), py::arg("device"),
+      py::arg("cluster") = 0, py::arg("max_resident") = -1,
+      "Cluster size, batch grouping, resident layers and packed sizes of the CUDA sampler for this model on "
+      "this device (queries the device). plan.ok False: plan.reason says why it cannot run. cluster: 0 auto or "
+      "1/2/4/8/16; max_resident: -1 auto, else at most that many layers in shared memory.");
+
+  m.def(
+      "wavenet_sample_run",
+      [](std::int64_t res_channels, std::int64_t gate_channels, std::int64_t skip_channels, std::int64_t kernel_size,
+         std::int64_t cond_channels, const std::vector<std::int64_t>& dilations, const cc::WavenetSamplerPlan& plan,
+         std::uintptr_t h, std::uintptr_t src, std::uintptr_t x_out, std::uintptr_t mean_out, std::uintptr_t ls_out,
+         std::uintptr_t wpack, std::int64_t wpack_numel, std::uintptr_t fpack, std::int64_t fpack_numel,
+         std::uintptr_t wcond, std::int64_t wcond_numel, std::uintptr_t bcond, std::int64_t bcond_numel,
+         std::uintptr_t ring, std::int64_t ring_numel, std::uintptr_t cond, std::int64_t cond_numel,
+         std::int64_t batch, std::int64_t time, std::int64_t chunk, const Strides3& stride_h,
+         const Strides2& stride_src, bool forced, float temperature, float log_scale_min, int dtype, int device,
+         std::uintptr_t stream) {
+        cc::WavenetSampleArgs a;
+        a.h = h;
+        a.src = src;
+        a.x_out = x_out;
+        a.mean_out = mean_out;
+        a.ls_out = ls_out;
+        a.wpack = wpack;
+        a.wpack_numel = wpack_numel;
+        a.fpack = fpack;
+        a.fpack_numel = fpack_numel;
+        a.wcond = wcond;
+        a.wcond_numel = wcond_numel;
+        a.bcond = bcond;
+        a.bcond_numel = bcond_numel;
+        a.ring = ring;
+        a.ring_numel = ring_numel;
+        a.cond = cond;
+        a.cond_numel = cond_numel;
+        a.batch = batch;
+        a.time = time;
+        a.chunk = chunk;
+        std::tie(a.stride_h_b, a.stride_h_c, a.stride_h_t) = stride_h;
+        std::tie(a.stride_src_b, a.stride_src_t) = stride_src;
+        a.forced = forced;
+        a.temperature = temperature;
+        a.log_scale_min = log_scale_min;
+        cc::wavenet_sample_run(
+            sampler_dims(res_channels, gate_channels, skip_channels, kernel_size, cond_channels, dilations), a, plan,
+            context(dtype, device, stream));
+      },
+      py::arg("res_channels"), py::arg("gate_channels"), py::arg("skip_channels"), py::arg("kernel_size"),
+      py::arg("cond_channels"), py::arg("dilations"), py::arg("plan"), py::arg("h"), py::arg("src"), py::arg("x_out"),
+      py::arg("mean_out"), py::arg("ls_out"), py::arg("wpack"), py::arg("wpack_numel"), py::arg("fpack"),
+      py::arg("fpack_numel"), py::arg("wcond"), py::arg("wcond_numel"), py::arg("bcond"), py::arg("bcond_numel"),
+      py::arg("ring"), py::arg("ring_numel"), py::arg("cond"), py::arg("cond_numel"), py::arg("batch"),
+      py::arg("time"), py::arg("chunk"), py::arg("stride_h"), py::arg("stride_src"), py::arg("forced"),
+      py::arg("temperature"), py::arg("log_scale_min"), py::arg("dtype"), py::arg("device"), py::arg("stream"),
+      "Incremental WaveNet sampling over packed weights (layout in csrc/cuda/clarinet_cuda.h): per chunk the "
+      "conditioning kernel and one persistent cluster kernel. h (B, C, T) and src (B, T) in the weight dtype "
+      "(strides in elements); x_out, mean_out, ls_out float32 (B, T) contiguous; ring float32 zeroed.");
 }

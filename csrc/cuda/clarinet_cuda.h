@@ -12,7 +12,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <tuple>
+#include <vector>
 
 namespace clarinet_cuda {
 
@@ -119,6 +121,82 @@ std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t> wavenet_layer
 // Dynamic shared memory (bytes) one block of the fused layer kernel needs for a
 // time tile of tile_t samples (32 or 64). No CUDA call.
 std::int64_t wavenet_layer_smem_bytes(int dtype, std::int64_t k1_padded, std::int64_t g2_padded, int tile_t);
+
+// ---- Incremental WaveNet sampling: persistent kernel over thread-block clusters ---------------
+// (csrc/cuda/wavenet_sampler.cu; the torch-facing launcher is clarinet/_cuda_ops.py)
+constexpr int kMaxSamplerLayers = 64;
+
+struct WavenetSamplerDims {
+  std::int64_t res_channels = 0;   // R
+  std::int64_t gate_channels = 0;  // G (even)
+  std::int64_t skip_channels = 0;  // S
+  std::int64_t kernel_size = 0;    // K
+  std::int64_t cond_channels = 0;  // C
+  std::vector<std::int64_t> dilations;  // one per layer
+};
+
+// What wavenet_sampler_plan chose (ok == false: `reason` says why the model/GPU is unsupported).
+// Packed weight layout for a cluster of N = `cluster` CTAs, g = gate_per_cta = ceil(G/2 / N),
+// S1 = skip_per_cta = ceil(S / N), built by clarinet/_cuda_ops.py in the weight dtype:
+//   wpack (N, rank_elems); rank j's row:
+//     [0, head1_elems)              W1 columns [j*S1, j*S1 + S1) as (S, S1): [s, c] = w_out1[j*S1 + c, s]
+//     [head1_elems, head_elems)     W2 rows of those columns as (S1, 2): [c, m] = w_out2[m, j*S1 + c]
+//     layer l at head_elems + l * layer_elems:
+//       [0, wa_elems)               (K*R, 2g): [k*R + r, c] = w_dil[j*g + c, r, k] (c < g, tanh half),
+//                                   w_dil[G/2 + j*g + c - g, r, k] (c >= g, sigmoid half)
+//       [wa_elems, layer_elems)     (g + 1, R + S): row i < g: cat(w_res, w_skip)[:, j*g + i];
+//                                   row g: cat(b_res, b_skip) on rank 0, zero on the others
+//   zero where a gate or skip index is >= G/2 or S; every region padded to 16 bytes.
+//   fpack float32 (fpack_elems): w_in (R) | b_in (R) | b_out2 (2) | b_out1 padded to N * S1.
+//   wcond (C, layers*G) in the weight dtype: [c, l*G + g] = w_cond of layer l; bcond float32
+//   (layers*G): b_dil of every layer.
+//   ring: float32 (B, ring_per_batch) zeroed; cond: float32 workspace >= B * min(chunk, T) * layers*G.
+struct WavenetSamplerPlan {
+  bool ok = false;
+  std::string reason;
+  int cluster = 0;          // CTAs per cluster
+  int batch_template = 0;   // kernel instance (max batch elements per group): 1, 2, 4 or 8
+  int group_batch = 0;      // batch elements per group (<= batch_template)
+  std::int64_t groups = 0;  // ceil(batch / group_batch)
+  int clusters = 0;         // clusters launched (each loops over groups)
+  int resident_layers = 0;  // layers whose weights are in shared memory (the rest read from L2)
+  std::int64_t smem_bytes = 0;
+  int gate_per_cta = 0, skip_per_cta = 0;
+  std::int64_t rank_elems = 0, head_elems = 0, head1_elems = 0, wa_elems = 0, layer_elems = 0;
+  std::int64_t fpack_elems = 0, ring_per_batch = 0;
+  std::int64_t batch = 0;
+  int dtype = 0;
+};
+
+// force_cluster: 0 auto, else 1/2/4/8/16; force_resident: -1 auto, else at most that many layers
+// in shared memory (tests use both to reach the multi-CTA and the streaming paths on small models).
+// Queries the device (attributes, cudaOccupancyMaxActiveClusters); throws only on bad arguments.
+WavenetSamplerPlan wavenet_sampler_plan(const WavenetSamplerDims& dims, int dtype, std::int64_t batch, int device,
+                                        int force_cluster, int force_resident);
+
+struct WavenetSampleArgs {
+  // pointers (device addresses)
+  std::uintptr_t h = 0;        // (B, C, T) weight dtype, any strides
+  std::uintptr_t src = 0;      // (B, T) weight dtype: noise, or the forced audio
+  std::uintptr_t x_out = 0, mean_out = 0, ls_out = 0;  // (B, T) float32 contiguous
+  std::uintptr_t wpack = 0, fpack = 0, wcond = 0, bcond = 0;  // packed, see WavenetSamplerPlan
+  std::uintptr_t ring = 0, cond = 0;                          // float32 workspaces
+  // sizes of the buffers, in elements (checked)
+  std::int64_t wpack_numel = 0, fpack_numel = 0, wcond_numel = 0, bcond_numel = 0, ring_numel = 0, cond_numel = 0;
+  // sizes
+  std::int64_t batch = 0, time = 0, chunk = 0;
+  // strides (elements)
+  std::int64_t stride_h_b = 0, stride_h_c = 0, stride_h_t = 0;
+  std::int64_t stride_src_b = 0, stride_src_t = 0;
+  // sampling
+  bool forced = false;
+  float temperature = 1.f, log_scale_min = -9.f;
+};
+
+// Runs every step: per chunk of min(chunk, T) steps, the conditioning kernel then one launch of
+// the persistent sampler. Writes x_out (the forced audio when forced), mean_out, ls_out.
+void wavenet_sample_run(const WavenetSamplerDims& dims, const WavenetSampleArgs& args, const WavenetSamplerPlan& plan,
+                        const LaunchContext& ctx);
 
 }  // namespace clarinet_cuda
 

@@ -1,0 +1,1010 @@
+// Incremental (autoregressive) sampling of a Gaussian WaveNet on the GPU: one persistent kernel per
+// chunk of steps, weights on chip, activations exchanged through distributed shared memory (DSMEM)
+// inside a thread-block cluster (Hopper, sm_90).
+//
+// Reference: clarinet.models.wavenet._StackStepper / incremental_sample (the same loop in C++:
+// csrc/cpu/wavenet_sampler.cpp). Per step t and layer l, for each batch element:
+//   a  = cond[l][t] + sum_k W_dil[k]^T x_l(t - (K-1-k) d_l)     (cond = w_cond h_t + b_dil)
+//   z  = tanh(a[:G/2]) * sigmoid(a[G/2:])
+//   rs = W_rs^T z + b_rs;  x_{l+1} = (x_l + rs[:R]) * sqrt(0.5);  skip += rs[R:]
+// head: y = relu(skip * sqrt(1/layers)); y1 = relu(W1 y + b1); (mean, log_scale) = W2 y1 + b2;
+// x_t = mean + exp(max(log_scale, log_scale_min)) * temperature * noise_t (or the forced audio).
+//
+// ---- Design ------------------------------------------------------------------------------------
+// A cluster of N CTAs (N in {1, 2, 4, 8, 16}, 256 threads each) runs a group of up to BG batch
+// elements through every step of the chunk. CTA j of the cluster owns gate pairs
+// [j*g, (j+1)*g), g = ceil(G2 / N) (G2 = G/2), of every layer:
+//   stage A  its 2g columns of W_dil (K*R x 2g: g tanh columns, then the matching g sigmoid
+//            columns) against the full layer input (K-1 past taps + x_l, each R values), a
+//            column-sum over the block (rows split across lanes and warps, shuffle + shared
+//            reduction), plus the precomputed conditioning -> its g gate outputs z_j;
+//   stage C  the partial product of its g rows of W_rs (plus one bias row, non-zero on CTA 0
+//            only) with z_j: a partial residual (R values) written to its own shared-memory
+//            exchange buffer, and a partial skip sum kept locally over all layers;
+//   barrier  one cluster barrier (barrier.cluster arrive.release / wait.acquire) per layer;
+//   then     every CTA reads the N partial residuals through DSMEM, in the same order (rank 0..N-1),
+//            so every CTA holds the same x_{l+1} bit for bit, and goes on with the next layer.
+// The head: partial skips exchanged like the residuals (after the last layer), each CTA computes
+// ceil(S/N) columns of W1 and the partial W2 product of those columns, one more cluster barrier,
+// and every CTA sums the N partial (mean, log_scale) pairs -> x_t. So L + 1 cluster barriers per
+// step, three __syncthreads per layer, no grid-wide synchronisation and no launch per layer.
+// Exchange buffers are double-buffered by a running phase counter: data written before barrier p
+// is read after barrier p and before the reader arrives at barrier p+1; the writer's next use of
+// the same buffer comes after barrier p+1.
+//
+// Past layer inputs (the dilated taps) live in a float32 ring buffer in global memory per batch
+// element and layer (rows padded to Rp = R rounded up to 4, zeroed by the caller, which gives the
+// reference's zero history). x_l(t) is written (each CTA a disjoint slice of channels, st.global.cg)
+// when it is computed; the taps of layer l+1 are fetched with cp.async.cg (16-byte, L2 only: never
+// a stale L1 line) into a double-buffered shared tap tile while layer l computes, and waited for
+// before the barrier that ends layer l. A tap written by another CTA of the cluster was written at
+// least one cluster barrier earlier (release/acquire at cluster scope covers global memory), and a
+// slot is overwritten only after every CTA has passed the barrier that follows its last read.
+//
+// Conditioning: a separate tiled kernel computes cond = w_cond h + b_dil for the whole chunk and
+// every layer (float32, B x chunk x layers*G; the host caps the chunk so this stays bounded, it
+// never grows with T). The sampler prefetches the values of the next layer into registers while
+// the current one computes.
+//
+// Weights that do not fit in shared memory: the resident layers are the first n_res; the others
+// are read with plain loads from the packed global copy (L2-resident: it is read by every step),
+// through the same code path (generic pointers). wavenet_sample_unsupported (clarinet/_cuda_ops.py)
+// reports models beyond the kernel's shape limits (G/2 > 16*16, S > 16*32, > 64 layers) or GPUs
+// without clusters.
+//
+// The second hand-off mechanism of the design (global-memory flags with release/acquire between
+// CTAs of a plain grid, which lifts the 16-CTA cluster limit for the `teacher` preset) is not built:
+// it would replace cluster.sync by per-layer counters (cuda::atomic_ref<int, thread_scope_device>
+// fetch_add release by each producer, acquire spin by each consumer) and the DSMEM reads by
+// ld.global.cg of the partials; everything else (packing, rings, conditioning) is shared.
+//
+// ---- Budget (per step; H100 SXM: 228 KB shared / SM, 227 KB per CTA opt-in) -----------------------
+// teacher-small (20 layers, R=64, G=128, S=128, K=2, C=80):
+//   stack weights 573,440 values (1.15 MB fp16, 2.29 MB fp32), cond weights 204,800 (not on chip:
+//   the per-chunk projection), ~1.59 MFLOP per sample in all.
+//   fp16: N=8, g=8: 7.4 KB per layer per CTA -> 148 KB weights + ~12 KB buffers: all resident.
+//   fp32: N=16 (non-portable cluster), g=4: 7.8 KB per layer -> 155 KB: all resident.
+//   Global traffic per sample and stream: cond 10 KB (write + read), ring 5 KB written,
+//   5 KB x N read (L2 only).
+//   Predicted (not measured): 21 cluster barriers (~0.3-0.5 us each) + per layer ~0.4-0.6 us of
+//   shared-memory math, reductions and DSMEM reads -> ~15-25 us per step -> 40-65 kHz per stream
+//   at batch 1; a batch group of BG <= 8 costs about the same per step (weights are reused), and
+//   16 clusters of 8 run side by side: batch 64 ~ 64 x 20-40 kHz ~ 1.3-2.6 M samples/s.
+// teacher (R=128, G=256, S=128):
+//   stack weights 1,966,080 values (3.93 MB fp16, 7.86 MB fp32), ~4.78 MFLOP per sample.
+//   fp16: N=16, g=8: 12.5 KB per layer per CTA -> 250 KB > 227 KB: ~16 layers resident, ~4
+//   streamed from L2 (~200 KB per step for the cluster); fp32: N=16: 25 KB per layer -> ~8
+//   resident, 12 streamed (~3.5 MB per step from L2, latency-bound).
+//   Predicted (not measured): fp16 ~25-35 us per step -> ~30-40 kHz; fp32 ~15-25 kHz.
+// These rates are estimates from the structure above; nothing here has been run on a GPU yet.
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "clarinet_cuda.h"
+
+namespace clarinet_cuda {
+namespace {
+
+namespace cg = cooperative_groups;
+using detail::check_arg;
+using detail::check_cuda;
+using detail::to_float;
+
+constexpr int kSWarps = 8;
+constexpr int kSThreads = kSWarps * 32;
+constexpr float kSqrtHalf = 0.707106781186547524f;
+constexpr int kMaxGatePerCta = 16;   // g <= 16: the 2g stage-A columns fit one warp's lanes
+constexpr int kMaxSkipPerCta = 32;   // ceil(S/N) <= 32: the head columns fit one warp's lanes
+constexpr int kMaxCluster = 16;      // Hopper's non-portable cluster limit
+constexpr int kCondTile = 64;        // conditioning kernel: 64 steps x 64 columns per block
+constexpr int kCondK = 16;
+
+// ---- the persistent sampler --------------------------------------------------------------------
+
+struct SamplerSmem {  // byte offsets into dynamic shared memory (all multiples of 16)
+  int64_t w, xcur, tap, xch, skip, y, z, red, vec, xt, y1, total;
+};
+
+template <typename T>
+struct SamplerParams {
+  // pointers
+  const T* __restrict__ src;        // (B, T): noise, or the forced audio
+  float* __restrict__ x_out;        // (B, T) contiguous
+  float* __restrict__ mean_out;     // (B, T) contiguous
+  float* __restrict__ ls_out;       // (B, T) contiguous
+  const T* __restrict__ wpack;      // (N, rank_elems): per-rank packed weights (layout in clarinet_cuda.h)
+  const float* __restrict__ fpack;  // w_in (R) | b_in (R) | b2 (2) | b1 padded (N * S1)
+  const float* __restrict__ cond;   // (B, cond_stride_b): [b][n][l*G + gate] for steps t0 + n
+  float* ring;                      // (B, ring_stride_b): [b][ring_off[l] + slot * Rp + r]
+  // sizes
+  int64_t batch, time, t0, t1;      // the chunk is steps [t0, t1)
+  int64_t cond_stride_b, ring_stride_b;
+  int64_t h1_elems, head_elems, wa_elems, layer_elems, rank_elems;
+  int R, Rp, G, G2, S, Sp, K, L, g, S1, XW;
+  int cw_a, cw_h;                   // lanes per column group in stage A / head (powers of two <= 32)
+  int n_res;                        // layers [0, n_res) in shared memory, the others read from wpack
+  int bg;                           // batch elements per group (<= the BG template)
+  int64_t n_groups;
+  // strides (elements)
+  int64_t stride_src_b, stride_src_t;
+  // sampling
+  float temperature, log_scale_min, skip_scale;
+  bool forced;
+  // per layer
+  int dil[kMaxSamplerLayers];
+  int64_t ring_off[kMaxSamplerLayers];
+  SamplerSmem sm;
+};
+
+__device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem_src) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+__device__ __forceinline__ int64_t mod_pos(int64_t a, int64_t m) {
+  const int64_t r = a % m;
+  return r < 0 ? r + m : r;
+}
+
+// acc[b] += sum over rows r = part, part + P, ... < nrows of W[r * ldw + c] * in[b * ld_in + r]
+template <typename T, int BG>
+__device__ __forceinline__ void colsum_rows(const T* W, int ldw, int nrows, const float* in, int ld_in, int c,
+                                            int part, int P, float (&acc)[BG]) {
+#pragma unroll 4
+  for (int r = part; r < nrows; r += P) {
+    const float w = to_float(W[static_cast<int64_t>(r) * ldw + c]);
+#pragma unroll
+    for (int b = 0; b < BG; ++b) acc[b] = fmaf(w, in[b * ld_in + r], acc[b]);
+  }
+}
+
+// Sums acc over the 32/cw lanes of a column inside the warp; lanes < cw store the warp's sums to
+// red[(warp * BG + b) * 32 + lane]. The caller synchronises the block before reading red.
+template <int BG>
+__device__ __forceinline__ void colsum_to_shared(float (&acc)[BG], int cw, int lane, int warp, float* red) {
+  for (int off = cw; off < 32; off <<= 1) {
+#pragma unroll
+    for (int b = 0; b < BG; ++b) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], off);
+  }
+  if (lane < cw) {
+#pragma unroll
+    for (int b = 0; b < BG; ++b) red[(warp * BG + b) * 32 + lane] = acc[b];
+  }
+}
+
+template <int BG>
+__device__ __forceinline__ float colsum_total(const float* red, int b, int c) {
+  float s = 0.f;
+#pragma unroll
+  for (int w = 0; w < kSWarps; ++w) s += red[(w * BG + b) * 32 + c];
+  return s;
+}
+
+// sum over the cluster's ranks (in rank order, so every CTA gets the same bits) of buf[idx]
+__device__ __forceinline__ float cluster_sum(const cg::cluster_group& cluster, float* buf, int idx, int n) {
+  float s = 0.f;
+  for (int j = 0; j < n; ++j) s += cluster.map_shared_rank(buf, j)[idx];
+  return s;
+}
+
+template <typename T, int BG>
+__global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const SamplerParams<T> p) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  cg::cluster_group cluster = cg::this_cluster();
+  const int N = static_cast<int>(cluster.num_blocks());
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int64_t cluster_id = blockIdx.x / N;
+  const int64_t n_clusters = gridDim.x / N;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  T* w_s = reinterpret_cast<T*>(smem + p.sm.w);
+  float* xcur = reinterpret_cast<float*>(smem + p.sm.xcur);   // [BG][Rp]: x_l(t)
+  float* tap = reinterpret_cast<float*>(smem + p.sm.tap);     // [2][K-1][BG][Rp]
+  float* xch = reinterpret_cast<float*>(smem + p.sm.xch);     // [2][BG][XW]: read by the cluster
+  float* skipacc = reinterpret_cast<float*>(smem + p.sm.skip);  // [BG][S]: this CTA's partial skips
+  float* ybuf = reinterpret_cast<float*>(smem + p.sm.y);      // [BG][Sp]
+  float* zbuf = reinterpret_cast<float*>(smem + p.sm.z);      // [BG][g+1]: z_j and the bias row's 1
+  float* red = reinterpret_cast<float*>(smem + p.sm.red);     // [8][BG][32]
+  float* w_in = reinterpret_cast<float*>(smem + p.sm.vec);    // [Rp]
+  float* b_in = w_in + p.Rp;                                   // [Rp]
+  float* b2 = b_in + p.Rp;                                     // [4]
+  float* b1 = b2 + 4;                                          // [S1]
+  float* xt_s = reinterpret_cast<float*>(smem + p.sm.xt);     // [BG]
+  float* y1buf = reinterpret_cast<float*>(smem + p.sm.y1);    // [BG][S1]
+
+  const int R = p.R, Rp = p.Rp, S = p.S, K = p.K, L = p.L, g = p.g, S1 = p.S1, XW = p.XW, G = p.G;
+  const int RS = R + S;
+  const int tap_buf = (K - 1) * BG * Rp;  // floats per tap buffer
+  const T* w_rank = p.wpack + rank * p.rank_elems;
+
+  // weights of the head and the resident layers -> shared memory (16-byte copies; the packed
+  // regions are multiples of 16 bytes and the packed tensor is 16-byte aligned)
+  {
+    const int64_t n16 = (p.head_elems + static_cast<int64_t>(p.n_res) * p.layer_elems) * sizeof(T) / 16;
+    const uint4* srcv = reinterpret_cast<const uint4*>(w_rank);
+    uint4* dstv = reinterpret_cast<uint4*>(w_s);
+    for (int64_t i = tid; i < n16; i += kSThreads) dstv[i] = __ldg(srcv + i);
+    for (int i = tid; i < Rp; i += kSThreads) {
+      w_in[i] = i < R ? p.fpack[i] : 0.f;
+      b_in[i] = i < R ? p.fpack[R + i] : 0.f;
+    }
+    if (tid < 4) b2[tid] = tid < 2 ? p.fpack[2 * R + tid] : 0.f;
+    for (int i = tid; i < S1; i += kSThreads) b1[i] = p.fpack[2 * R + 2 + rank * S1 + i];
+    for (int i = tid; i < BG * (g + 1); i += kSThreads) zbuf[i] = (i % (g + 1) == g) ? 1.f : 0.f;
+  }
+  __syncthreads();
+  cluster.sync();  // every CTA of the cluster runs before any DSMEM access
+
+  // stage-A lane mapping: column c of 2g, row partition part of P
+  const int nc_a = 2 * g;
+  const int q_a = 32 / p.cw_a;
+  const int c_a = lane & (p.cw_a - 1);
+  const int part_a = warp * q_a + lane / p.cw_a;
+  const int P_a = kSWarps * q_a;
+  // head lane mapping: column c of S1
+  const int q_h = 32 / p.cw_h;
+  const int c_h = lane & (p.cw_h - 1);
+  const int part_h = warp * q_h + lane / p.cw_h;
+  const int P_h = kSWarps * q_h;
+
+  int ph = 0;   // running cluster-barrier count: exchange buffer parity
+  int use = 0;  // running layer count: tap buffer parity
+
+  for (int64_t grp = cluster_id; grp < p.n_groups; grp += n_clusters) {
+    const int64_t b0 = grp * p.bg;
+    const int nb = static_cast<int>(p.batch - b0 < p.bg ? p.batch - b0 : p.bg);  // valid elements of the group
+
+    // taps of layer l for step t -> tap buffer `buf` (rows of invalid elements stay zero)
+    auto prefetch_taps = [&](int l, int64_t t, int buf) {
+      const int d = p.dil[l];
+      const int64_t Lr = static_cast<int64_t>(K - 1) * d;
+      const int q4 = Rp / 4;
+      const int n = (K - 1) * nb * q4;
+      for (int i = tid; i < n; i += kSThreads) {
+        const int k = i / (nb * q4);
+        const int rem = i - k * nb * q4;
+        const int b = rem / q4, q = rem - b * q4;
+        const int64_t slot = mod_pos(t - static_cast<int64_t>(K - 1 - k) * d, Lr);
+        const float* gsrc = p.ring + (b0 + b) * p.ring_stride_b + p.ring_off[l] + slot * Rp + 4 * q;
+        cp_async16(tap + buf * tap_buf + (k * BG + b) * Rp + 4 * q, gsrc);
+      }
+    };
+    // x_l(t) (in xcur) -> its ring slot; each CTA writes the channels r with r % N == rank
+    auto write_ring = [&](int l, int64_t t) {
+      if (K < 2) return;
+      const int64_t slot = t % (static_cast<int64_t>(K - 1) * p.dil[l]);
+      for (int i = tid; i < nb * R; i += kSThreads) {
+        const int b = i / R, r = i - b * R;
+        if (r % N == rank) __stcg(p.ring + (b0 + b) * p.ring_stride_b + p.ring_off[l] + slot * Rp + r, xcur[b * Rp + r]);
+      }
+    };
+
+    // ---- group start: tap buffers zeroed, x_{t0-1} from the previous chunk's output, layer 0 taps
+    for (int i = tid; i < 2 * tap_buf; i += kSThreads) tap[i] = 0.f;
+    if (tid < BG) {
+      const int b = tid;
+      xt_s[b] = (b < nb && p.t0 > 0) ? p.x_out[(b0 + b) * p.time + p.t0 - 1] : 0.f;
+    }
+    __syncthreads();
+    for (int i = tid; i < BG * Rp; i += kSThreads) {
+      const int b = i / Rp, r = i - b * Rp;
+      xcur[i] = fmaf(w_in[r], xt_s[b], b_in[r]);
+    }
+    if (K > 1) prefetch_taps(0, p.t0, use & 1);
+    cp_async_wait_all();
+    __syncthreads();
+
+    // conditioning of (t, l) for the thread's (b, gate) of stage A, prefetched one layer ahead
+    const bool cond_thread = tid < g * BG;
+    const int cb = cond_thread ? tid / g : 0;
+    const int cgate = cond_thread ? rank * g + tid % g : 0;
+    const bool cond_valid = cond_thread && cb < nb && cgate < p.G2;
+    const float* cond_b = p.cond + (b0 + cb) * p.cond_stride_b;
+    auto load_cond = [&](int64_t t, int l, float& ct, float& cs) {
+      if (cond_valid) {
+        const float* c = cond_b + (t - p.t0) * (static_cast<int64_t>(L) * G) + static_cast<int64_t>(l) * G + cgate;
+        ct = __ldg(c);
+        cs = __ldg(c + p.G2);
+      } else {
+        ct = 0.f;
+        cs = 0.f;
+      }
+    };
+    float cond_t, cond_s;
+    load_cond(p.t0, 0, cond_t, cond_s);
+
+    for (int64_t t = p.t0; t < p.t1; ++t) {
+      // noise / forced audio of this step, for the thread that finishes batch element tid
+      float srcv = 0.f;
+      if (tid < nb) srcv = to_float(p.src[(b0 + tid) * p.stride_src_b + t * p.stride_src_t]);
+
+      for (int l = 0; l < L; ++l) {
+        const bool last = l == L - 1;
+        // taps of the next layer (or of layer 0 of the next step) while this one computes
+        if (K > 1) {
+          if (!last) {
+            prefetch_taps(l + 1, t, (use + 1) & 1);
+          } else if (t + 1 < p.t1) {
+            prefetch_taps(0, t + 1, (use + 1) & 1);
+          }
+        }
+        write_ring(l, t);
+
+        const T* wl = (l < p.n_res ? w_s : w_rank) + p.head_elems + static_cast<int64_t>(l) * p.layer_elems;
+        const T* wa = wl;               // (K*R, 2g)
+        const T* wrs = wl + p.wa_elems;  // (g+1, R+S)
+
+        // stage A: the 2g gate pre-activations of this CTA
+        {
+          float acc[BG];
+#pragma unroll
+          for (int b = 0; b < BG; ++b) acc[b] = 0.f;
+          if (c_a < nc_a) {
+            const float* tp = tap + (use & 1) * tap_buf;
+            for (int k = 0; k + 1 < K; ++k)
+              colsum_rows<T, BG>(wa + static_cast<int64_t>(k) * R * nc_a, nc_a, R, tp + k * BG * Rp, Rp, c_a, part_a,
+                                 P_a, acc);
+            colsum_rows<T, BG>(wa + static_cast<int64_t>(K - 1) * R * nc_a, nc_a, R, xcur, Rp, c_a, part_a, P_a, acc);
+          }
+          colsum_to_shared<BG>(acc, p.cw_a, lane, warp, red);
+        }
+        __syncthreads();
+        if (cond_thread) {
+          const int gg = tid % g;
+          const float at = colsum_total<BG>(red, cb, gg) + cond_t;
+          const float as = colsum_total<BG>(red, cb, g + gg) + cond_s;
+          zbuf[cb * (g + 1) + gg] = tanhf(at) * (1.f / (1.f + expf(-as)));
+          if (!last) {
+            load_cond(t, l + 1, cond_t, cond_s);
+          } else if (t + 1 < p.t1) {
+            load_cond(t + 1, 0, cond_t, cond_s);
+          }
+        }
+        __syncthreads();
+
+        // stage C: partial residual (-> exchange buffer) and partial skip (accumulated here)
+        float* xw = xch + (ph & 1) * BG * XW;
+        for (int o = tid; o < RS; o += kSThreads) {
+          if (last && o < R) continue;  // the last layer's residual output is unused
+          float acc[BG];
+#pragma unroll
+          for (int b = 0; b < BG; ++b) acc[b] = 0.f;
+          for (int gg = 0; gg <= g; ++gg) {
+            const float w = to_float(wrs[static_cast<int64_t>(gg) * RS + o]);
+#pragma unroll
+            for (int b = 0; b < BG; ++b) acc[b] = fmaf(w, zbuf[b * (g + 1) + gg], acc[b]);
+          }
+          if (o < R) {
+#pragma unroll
+            for (int b = 0; b < BG; ++b) xw[b * XW + o] = acc[b];
+          } else {
+            const int s = o - R;
+#pragma unroll
+            for (int b = 0; b < BG; ++b) {
+              const float v = l == 0 ? acc[b] : skipacc[b * S + s] + acc[b];
+              if (last) {
+                xw[b * XW + s] = v;
+              } else {
+                skipacc[b * S + s] = v;
+              }
+            }
+          }
+        }
+        cp_async_wait_all();  // the taps prefetched above have landed (published by the barrier)
+        cluster.sync();
+        ++ph;
+        ++use;
+
+        if (!last) {  // x_{l+1} = (x_l + sum of the N partial residuals) * sqrt(0.5)
+          float* xr = xch + ((ph - 1) & 1) * BG * XW;
+          for (int i = tid; i < BG * R; i += kSThreads) {
+            const int b = i / R, r = i - b * R;
+            const float s = cluster_sum(cluster, xr, b * XW + r, N);
+            xcur[b * Rp + r] = (xcur[b * Rp + r] + s) * kSqrtHalf;
+          }
+          __syncthreads();
+        }
+      }
+
+      // ---- head
+      {
+        float* xr = xch + ((ph - 1) & 1) * BG * XW;
+        for (int i = tid; i < BG * S; i += kSThreads) {
+          const int b = i / S, s = i - b * S;
+          ybuf[b * p.Sp + s] = fmaxf(cluster_sum(cluster, xr, b * XW + s, N) * p.skip_scale, 0.f);
+        }
+      }
+      __syncthreads();
+      {
+        float acc[BG];
+#pragma unroll
+        for (int b = 0; b < BG; ++b) acc[b] = 0.f;
+        if (c_h < S1) colsum_rows<T, BG>(w_s, S1, S, ybuf, p.Sp, c_h, part_h, P_h, acc);
+        colsum_to_shared<BG>(acc, p.cw_h, lane, warp, red);
+      }
+      __syncthreads();
+      if (tid < S1 * BG) {
+        const int b = tid / S1, c = tid - b * S1;
+        y1buf[b * S1 + c] = fmaxf(colsum_total<BG>(red, b, c) + b1[c], 0.f);
+      }
+      __syncthreads();
+      if (tid < 2 * BG) {
+        const int b = tid >> 1, m = tid & 1;
+        const T* w2 = w_s + p.h1_elems;  // (S1, 2)
+        float s = 0.f;
+        for (int c = 0; c < S1; ++c) s = fmaf(to_float(w2[2 * c + m]), y1buf[b * S1 + c], s);
+        xch[(ph & 1) * BG * XW + b * XW + m] = s;
+      }
+      cluster.sync();
+      ++ph;
+      if (tid < BG) {
+        const int b = tid;
+        float* xr = xch + ((ph - 1) & 1) * BG * XW;
+        float xt = 0.f;
+        if (b < nb) {
+          const float mean = b2[0] + cluster_sum(cluster, xr, b * XW, N);
+          const float ls = b2[1] + cluster_sum(cluster, xr, b * XW + 1, N);
+          if (p.forced) {
+            xt = srcv;
+          } else {
+            xt = mean + expf(fmaxf(ls, p.log_scale_min)) * (p.temperature * srcv);
+          }
+          if (rank == 0) {
+            const int64_t o = (b0 + b) * p.time + t;
+            p.x_out[o] = xt;
+            p.mean_out[o] = mean;
+            p.ls_out[o] = ls;
+          }
+        }
+        xt_s[b] = xt;
+      }
+      __syncthreads();
+      for (int i = tid; i < BG * Rp; i += kSThreads) {  // x_0(t+1) = w_in x_t + b_in
+        const int b = i / Rp, r = i - b * Rp;
+        xcur[i] = fmaf(w_in[r], xt_s[b], b_in[r]);
+      }
+      __syncthreads();
+    }
+  }
+  cluster.sync();  // no CTA leaves while another may still read its exchange buffer
+}
+
+// ---- conditioning projection of one chunk ------------------------------------------------------
+
+template <typename T>
+struct CondParams {
+  // pointers
+  const T* __restrict__ h;         // (B, C, T)
+  const T* __restrict__ w;         // (C, LG): [c, l*G + g] = w_cond of layer l
+  const float* __restrict__ bias;  // (LG,): b_dil of every layer
+  float* __restrict__ out;         // (B, out_stride_b): [b][n * LG + col]
+  // sizes
+  int64_t C, LG, steps, t0;
+  // strides (elements)
+  int64_t stride_h_b, stride_h_c, stride_h_t, out_stride_b;
+};
+
+// out[b, n, col] = bias[col] + sum_c w[c, col] h[b, c, t0 + n], n < steps. Block: 64 steps x 64
+// columns, each thread 4 x 4 outputs (steps ty + 16 i, columns tx + 16 j), C in tiles of 16.
+template <typename T>
+__global__ void __launch_bounds__(256) wavenet_cond_kernel(const CondParams<T> p) {
+  __shared__ float hs[kCondK][kCondTile];
+  __shared__ float ws[kCondK][kCondTile];
+  const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kCondTile;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kCondTile;
+  const int64_t b = blockIdx.z;
+  const T* hb = p.h + b * p.stride_h_b;
+  float acc[4][4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[i][j] = 0.f;
+  for (int64_t c0 = 0; c0 < p.C; c0 += kCondK) {
+#pragma unroll
+    for (int e = tid; e < kCondK * kCondTile; e += 256) {
+      const int kk = e / kCondTile, x = e % kCondTile;
+      const int64_t c = c0 + kk, n = n0 + x, col = col0 + x;
+      hs[kk][x] = (c < p.C && n < p.steps) ? to_float(hb[c * p.stride_h_c + (p.t0 + n) * p.stride_h_t]) : 0.f;
+      ws[kk][x] = (c < p.C && col < p.LG) ? to_float(p.w[c * p.LG + col]) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kCondK; ++kk) {
+      float hv[4], wv[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) hv[i] = hs[kk][ty + 16 * i];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) wv[j] = ws[kk][tx + 16 * j];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(hv[i], wv[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t n = n0 + ty + 16 * i;
+    if (n >= p.steps) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t col = col0 + tx + 16 * j;
+      if (col < p.LG) p.out[b * p.out_stride_b + n * p.LG + col] = acc[i][j] + p.bias[col];
+    }
+  }
+}
+
+// ---- host side: layout, plan, launch -----------------------------------------------------------
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+int pow2_at_least(int v) {
+  int c = 1;
+  while (c < v) c <<= 1;
+  return c;
+}
+
+int element_size(int dtype) { return dtype == kFloat32 ? 4 : 2; }
+
+struct Layout {
+  int g = 0, s1 = 0, rp = 0, sp = 0, xw = 0, cw_a = 1, cw_h = 1;
+  int64_t h1_elems = 0, head_elems = 0, wa_elems = 0, layer_elems = 0, rank_elems = 0, fpack_elems = 0;
+  int64_t ring_per_batch = 0;
+};
+
+Layout make_layout(const WavenetSamplerDims& d, int dtype, int n) {
+  Layout o;
+  const int64_t R = d.res_channels, G2 = d.gate_channels / 2, S = d.skip_channels, K = d.kernel_size;
+  const int64_t a = 16 / element_size(dtype);  // 16 bytes in elements
+  o.g = static_cast<int>((G2 + n - 1) / n);
+  o.s1 = static_cast<int>((S + n - 1) / n);
+  o.rp = static_cast<int>(round_up(R, 4));
+  o.sp = static_cast<int>(round_up(S, 4));
+  o.xw = std::max(o.rp, o.sp);
+  o.cw_a = pow2_at_least(2 * o.g);
+  o.cw_h = pow2_at_least(o.s1);
+  o.h1_elems = round_up(S * o.s1, a);
+  o.head_elems = o.h1_elems + round_up(2 * o.s1, a);
+  o.wa_elems = round_up(K * R * 2 * o.g, a);
+  o.layer_elems = o.wa_elems + round_up((o.g + 1) * (R + S), a);
+  o.rank_elems = o.head_elems + static_cast<int64_t>(d.dilations.size()) * o.layer_elems;
+  o.fpack_elems = 2 * R + 2 + n * o.s1;
+  for (int64_t dl : d.dilations) o.ring_per_batch += (K - 1) * dl * o.rp;
+  return o;
+}
+
+SamplerSmem make_smem(const Layout& o, const WavenetSamplerDims& d, int dtype, int bg, int n_res) {
+  SamplerSmem s{};
+  int64_t at = 0;
+  auto take = [&](int64_t bytes) {
+    const int64_t here = at;
+    at = round_up(at + bytes, 16);
+    return here;
+  };
+  const int64_t K = d.kernel_size, S = d.skip_channels;
+  s.w = take((o.head_elems + static_cast<int64_t>(n_res) * o.layer_elems) * element_size(dtype));
+  s.xcur = take(4 * static_cast<int64_t>(bg) * o.rp);
+  s.tap = take(4 * 2 * (K - 1) * bg * o.rp);
+  s.xch = take(4 * 2 * static_cast<int64_t>(bg) * o.xw);
+  s.skip = take(4 * static_cast<int64_t>(bg) * S);
+  s.y = take(4 * static_cast<int64_t>(bg) * o.sp);
+  s.z = take(4 * static_cast<int64_t>(bg) * (o.g + 1));
+  s.red = take(4 * static_cast<int64_t>(kSWarps) * bg * 32);
+  s.vec = take(4 * (2 * static_cast<int64_t>(o.rp) + 4 + o.s1));
+  s.xt = take(4 * static_cast<int64_t>(bg));
+  s.y1 = take(4 * static_cast<int64_t>(bg) * o.s1);
+  s.total = at;
+  return s;
+}
+
+template <typename T, int BG>
+const void* sampler_kernel_ptr() {
+  return reinterpret_cast<const void*>(&wavenet_sampler_kernel<T, BG>);
+}
+
+const void* sampler_kernel(int dtype, int bg_template) {
+  switch (dtype) {
+    case kFloat32:
+      switch (bg_template) {
+        case 1: return sampler_kernel_ptr<float, 1>();
+        case 2: return sampler_kernel_ptr<float, 2>();
+        case 4: return sampler_kernel_ptr<float, 4>();
+        default: return sampler_kernel_ptr<float, 8>();
+      }
+    case kFloat16:
+      switch (bg_template) {
+        case 1: return sampler_kernel_ptr<__half, 1>();
+        case 2: return sampler_kernel_ptr<__half, 2>();
+        case 4: return sampler_kernel_ptr<__half, 4>();
+        default: return sampler_kernel_ptr<__half, 8>();
+      }
+    default:
+      switch (bg_template) {
+        case 1: return sampler_kernel_ptr<__nv_bfloat16, 1>();
+        case 2: return sampler_kernel_ptr<__nv_bfloat16, 2>();
+        case 4: return sampler_kernel_ptr<__nv_bfloat16, 4>();
+        default: return sampler_kernel_ptr<__nv_bfloat16, 8>();
+      }
+  }
+}
+
+void set_kernel_attributes(const void* kernel, int64_t smem, int cluster) {
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+             "wavenet_sample: cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
+  if (cluster > 8) {
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
+               "wavenet_sample: cudaFuncSetAttribute(NonPortableClusterSizeAllowed)");
+  }
+}
+
+// How many clusters of `cluster` CTAs with `smem` bytes each fit on the device at once (0: none).
+int max_active_clusters(const void* kernel, int64_t smem, int cluster) {
+  if (cluster > 8) {
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+  }
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) !=
+      cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(cluster));
+  cfg.blockDim = dim3(kSThreads);
+  cfg.dynamicSmemBytes = static_cast<std::size_t>(smem);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+void check_dims(const WavenetSamplerDims& d, const std::string& op) {
+  check_arg(d.res_channels >= 1 && d.skip_channels >= 1 && d.kernel_size >= 1 && d.cond_channels >= 0 &&
+                d.gate_channels >= 2 && d.gate_channels % 2 == 0,
+            op + "bad sizes (need R, S, K >= 1, C >= 0, G even >= 2), got R=" + std::to_string(d.res_channels) +
+                ", G=" + std::to_string(d.gate_channels) + ", S=" + std::to_string(d.skip_channels) +
+                ", K=" + std::to_string(d.kernel_size) + ", C=" + std::to_string(d.cond_channels));
+  check_arg(!d.dilations.empty(), op + "at least one layer is needed");
+  for (int64_t dl : d.dilations) check_arg(dl >= 1, op + "dilations must be >= 1");
+}
+
+// Why the sampler cannot take these sizes at all (independent of the device), or "".
+std::string shape_limits(const WavenetSamplerDims& d) {
+  const int64_t L = static_cast<int64_t>(d.dilations.size());
+  if (L > kMaxSamplerLayers)
+    return "the CUDA sampler takes at most " + std::to_string(kMaxSamplerLayers) + " layers, the model has " +
+           std::to_string(L);
+  if (d.gate_channels / 2 > int64_t(kMaxGatePerCta) * kMaxCluster)
+    return "the CUDA sampler takes at most " + std::to_string(2 * kMaxGatePerCta * kMaxCluster) +
+           " gate channels, the model has " + std::to_string(d.gate_channels);
+  if (d.skip_channels > int64_t(kMaxSkipPerCta) * kMaxCluster)
+    return "the CUDA sampler takes at most " + std::to_string(kMaxSkipPerCta * kMaxCluster) +
+           " skip channels, the model has " + std::to_string(d.skip_channels);
+  if (d.res_channels > 4096 || d.cond_channels > (int64_t(1) << 20) || d.kernel_size > 64)
+    return "the CUDA sampler takes R <= 4096, K <= 64 (model: R=" + std::to_string(d.res_channels) +
+           ", K=" + std::to_string(d.kernel_size) + ")";
+  for (int64_t dl : d.dilations)
+    if (dl > (int64_t(1) << 24)) return "the CUDA sampler takes dilations <= 2^24";
+  return "";
+}
+
+}  // namespace
+
+WavenetSamplerPlan wavenet_sampler_plan(const WavenetSamplerDims& d, int dtype, int64_t batch, int device,
+                                        int force_cluster, int force_resident) {
+  const std::string op = "wavenet_sampler_plan: ";
+  check_dims(d, op);
+  check_arg(dtype == kFloat32 || dtype == kFloat16 || dtype == kBFloat16,
+            op + "dtype code must be 0, 1 or 2, got " + std::to_string(dtype));
+  check_arg(batch >= 1, op + "batch must be >= 1, got " + std::to_string(batch));
+  check_arg(device >= 0, op + "negative device index");
+  check_arg(force_cluster == 0 || force_cluster == 1 || force_cluster == 2 || force_cluster == 4 ||
+                force_cluster == 8 || force_cluster == 16,
+            op + "cluster must be 0 (auto), 1, 2, 4, 8 or 16, got " + std::to_string(force_cluster));
+  WavenetSamplerPlan plan;
+  plan.reason = shape_limits(d);
+  if (!plan.reason.empty()) return plan;
+  if (batch > 65535) {
+    plan.reason = "the CUDA sampler takes batch <= 65535, got " + std::to_string(batch);
+    return plan;
+  }
+
+  detail::DeviceGuard guard(device);
+  int major = 0, cluster_launch = 0, max_smem = 0;
+  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+  check_cuda(cudaDeviceGetAttribute(&cluster_launch, cudaDevAttrClusterLaunch, device), "cudaDeviceGetAttribute");
+  check_cuda(cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+             "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+  if (major < 9 || !cluster_launch) {
+    plan.reason = "the CUDA sampler needs thread-block clusters (compute capability 9.0 or newer), device " +
+                  std::to_string(device) + " has " + std::to_string(major) + ".x";
+    return plan;
+  }
+  const int64_t L = static_cast<int64_t>(d.dilations.size());
+  const int64_t G2 = d.gate_channels / 2, S = d.skip_channels;
+  const int es = element_size(dtype);
+
+  // resident layers that fit next to the head and the buffers (-1: not even those fit)
+  auto resident = [&](const Layout& o, int bg) -> int64_t {
+    const int64_t fixed = make_smem(o, d, dtype, bg, 0).total;
+    if (fixed > max_smem) return -1;
+    int64_t n = std::min<int64_t>(L, (max_smem - fixed) / (o.layer_elems * es));
+    while (n > 0 && make_smem(o, d, dtype, bg, static_cast<int>(n)).total > max_smem) --n;
+    return n;
+  };
+
+  // cluster size: the smallest with every layer resident that can be scheduled; else the largest
+  // schedulable one (more of the weights on chip), streaming the rest from L2
+  const int sizes[] = {1, 2, 4, 8, 16};
+  int chosen = 0;
+  std::string why = "no cluster size fits";
+  if (force_cluster) {
+    chosen = force_cluster;
+  } else {
+    int fallback = 0;
+    for (int n : sizes) {
+      const Layout o = make_layout(d, dtype, n);
+      if (o.g > kMaxGatePerCta || o.s1 > kMaxSkipPerCta) continue;
+      const int64_t nr = resident(o, 1);
+      if (nr < 0) continue;
+      const int64_t smem = make_smem(o, d, dtype, 1, static_cast<int>(nr)).total;
+      if (max_active_clusters(sampler_kernel(dtype, 1), smem, n) < 1) {
+        why = "a cluster of " + std::to_string(n) + " CTAs with " + std::to_string(smem) +
+              " bytes of shared memory each cannot be scheduled on device " + std::to_string(device);
+        continue;
+      }
+      if (nr == L) {
+        chosen = n;
+        break;
+      }
+      fallback = n;
+    }
+    if (!chosen) chosen = fallback;
+  }
+  if (!chosen) {
+    plan.reason = "the model does not fit the CUDA sampler on this GPU (" + why + ")";
+    return plan;
+  }
+  const Layout o = make_layout(d, dtype, chosen);
+  if (o.g > kMaxGatePerCta || o.s1 > kMaxSkipPerCta) {
+    plan.reason = "a cluster of " + std::to_string(chosen) + " CTAs gives " + std::to_string(o.g) +
+                  " gate pairs and " + std::to_string(o.s1) + " skip channels per CTA (limits " +
+                  std::to_string(kMaxGatePerCta) + ", " + std::to_string(kMaxSkipPerCta) + ")";
+    return plan;
+  }
+  (void)G2;
+  (void)S;
+
+  // batch group: the smallest template with every element in flight at once, else 8 (groups loop)
+  int bg_t = 0, n_res = 0, mc = 0;
+  int64_t smem = 0;
+  for (int cand : {1, 2, 4, 8}) {
+    int64_t nr = resident(o, cand);
+    if (nr < 0) break;
+    if (force_resident >= 0) nr = std::min<int64_t>(nr, force_resident);
+    const int64_t sm = make_smem(o, d, dtype, cand, static_cast<int>(nr)).total;
+    const int m = max_active_clusters(sampler_kernel(dtype, cand), sm, chosen);
+    if (m < 1) break;
+    bg_t = cand;
+    n_res = static_cast<int>(nr);
+    mc = m;
+    smem = sm;
+    if (static_cast<int64_t>(m) * cand >= batch) break;
+  }
+  if (!bg_t) {
+    plan.reason = "the model does not fit the CUDA sampler on this GPU (a cluster of " + std::to_string(chosen) +
+                  " CTAs cannot be scheduled with the shared memory it needs; the device allows " +
+                  std::to_string(max_smem) + " bytes per CTA)";
+    return plan;
+  }
+  const int64_t per_group = std::min<int64_t>(bg_t, (batch + mc - 1) / mc);
+  plan.ok = true;
+  plan.cluster = chosen;
+  plan.batch_template = bg_t;
+  plan.group_batch = static_cast<int>(per_group);
+  plan.groups = (batch + per_group - 1) / per_group;
+  plan.clusters = static_cast<int>(std::min<int64_t>(mc, plan.groups));
+  plan.resident_layers = n_res;
+  plan.smem_bytes = smem;
+  plan.gate_per_cta = o.g;
+  plan.skip_per_cta = o.s1;
+  plan.rank_elems = o.rank_elems;
+  plan.head_elems = o.head_elems;
+  plan.head1_elems = o.h1_elems;
+  plan.wa_elems = o.wa_elems;
+  plan.layer_elems = o.layer_elems;
+  plan.fpack_elems = o.fpack_elems;
+  plan.ring_per_batch = o.ring_per_batch;
+  plan.batch = batch;
+  plan.dtype = dtype;
+  return plan;
+}
+
+void wavenet_sample_run(const WavenetSamplerDims& d, const WavenetSampleArgs& a, const WavenetSamplerPlan& plan,
+                        const LaunchContext& ctx) {
+  const std::string op = "wavenet_sample_run: ";
+  check_dims(d, op);
+  check_arg(ctx.dtype == kFloat32 || ctx.dtype == kFloat16 || ctx.dtype == kBFloat16,
+            op + "dtype code must be 0 (float32), 1 (float16) or 2 (bfloat16), got " + std::to_string(ctx.dtype));
+  check_arg(ctx.device >= 0, op + "negative device index");
+  check_arg(plan.ok, op + "the plan is not usable: " + plan.reason);
+  check_arg(plan.dtype == ctx.dtype && plan.batch == a.batch, op + "the plan was made for another dtype or batch");
+  const std::string lim = shape_limits(d);
+  check_arg(lim.empty(), op + lim);
+  const int N = plan.cluster;
+  check_arg(N == 1 || N == 2 || N == 4 || N == 8 || N == 16, op + "cluster size must be 1, 2, 4, 8 or 16");
+  const int bg_t = plan.batch_template;
+  check_arg(bg_t == 1 || bg_t == 2 || bg_t == 4 || bg_t == 8, op + "batch template must be 1, 2, 4 or 8");
+  check_arg(plan.group_batch >= 1 && plan.group_batch <= bg_t, op + "group batch must be in [1, batch template]");
+  check_arg(plan.clusters >= 1 && plan.clusters <= 65535 / N, op + "bad cluster count");
+  const int64_t L = static_cast<int64_t>(d.dilations.size());
+  check_arg(plan.resident_layers >= 0 && plan.resident_layers <= L, op + "bad resident layer count");
+  const Layout o = make_layout(d, ctx.dtype, N);
+  check_arg(o.g <= kMaxGatePerCta && o.s1 <= kMaxSkipPerCta, op + "cluster too small for the gate/skip channels");
+  check_arg(plan.rank_elems == o.rank_elems && plan.layer_elems == o.layer_elems && plan.head_elems == o.head_elems &&
+                plan.ring_per_batch == o.ring_per_batch,
+            op + "the plan does not match the model's sizes");
+  const SamplerSmem sm = make_smem(o, d, ctx.dtype, bg_t, plan.resident_layers);
+
+  const int64_t B = a.batch, T = a.time, R = d.res_channels, G = d.gate_channels, C = d.cond_channels;
+  const int64_t LG = L * G;
+  check_arg(B >= 1 && B <= 65535, op + "batch must be in [1, 65535], got " + std::to_string(B));
+  check_arg(T >= 1, op + "time must be positive, got " + std::to_string(T));
+  check_arg(a.chunk >= 1, op + "chunk must be >= 1, got " + std::to_string(a.chunk));
+  const int64_t cs = std::min(a.chunk, T);
+  check_arg((cs + kCondTile - 1) / kCondTile <= 65535, op + "chunk too long for the conditioning grid");
+  check_arg(a.src != 0 && a.x_out != 0 && a.mean_out != 0 && a.ls_out != 0 && a.wpack != 0 && a.fpack != 0 &&
+                a.bcond != 0 && a.ring != 0 && a.cond != 0 && (C == 0 || (a.h != 0 && a.wcond != 0)),
+            op + "null device pointer");
+  check_arg(a.wpack_numel == N * o.rank_elems, op + "packed weights must have cluster * rank_elems = " +
+                                                   std::to_string(N * o.rank_elems) + " elements, got " +
+                                                   std::to_string(a.wpack_numel));
+  check_arg(a.fpack_numel == o.fpack_elems, op + "packed float32 vectors must have " + std::to_string(o.fpack_elems) +
+                                                " elements, got " + std::to_string(a.fpack_numel));
+  check_arg(a.wcond_numel == C * LG, op + "w_cond must have C * layers * G = " + std::to_string(C * LG) +
+                                         " elements, got " + std::to_string(a.wcond_numel));
+  check_arg(a.bcond_numel == LG, op + "b_cond must have layers * G = " + std::to_string(LG) + " elements, got " +
+                                     std::to_string(a.bcond_numel));
+  check_arg(a.ring_numel == B * o.ring_per_batch, op + "ring workspace must have batch * ring_per_batch = " +
+                                                     std::to_string(B * o.ring_per_batch) + " float32 elements, got " +
+                                                     std::to_string(a.ring_numel));
+  check_arg(a.cond_numel >= B * cs * LG, op + "cond workspace must have at least batch * min(chunk, T) * layers * G = " +
+                                             std::to_string(B * cs * LG) + " float32 elements, got " +
+                                             std::to_string(a.cond_numel));
+  check_arg(a.wpack % 16 == 0 && a.ring % 16 == 0, op + "packed weights and ring workspace must be 16-byte aligned");
+  check_arg(a.fpack % 4 == 0 && a.bcond % 4 == 0 && a.cond % 4 == 0 && a.x_out % 4 == 0 && a.mean_out % 4 == 0 &&
+                a.ls_out % 4 == 0,
+            op + "float32 buffers must be 4-byte aligned");
+  for (int64_t s : {a.stride_h_b, a.stride_h_c, a.stride_h_t, a.stride_src_b, a.stride_src_t})
+    check_arg(s >= 0, op + "negative strides are not supported");
+
+  detail::DeviceGuard guard(ctx.device);
+  int max_smem = 0;
+  check_cuda(cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, ctx.device),
+             "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+  check_arg(sm.total <= max_smem, op + "the plan needs " + std::to_string(sm.total) +
+                                      " bytes of shared memory per CTA, the device allows " + std::to_string(max_smem));
+  const auto stream = reinterpret_cast<cudaStream_t>(ctx.stream);
+  const void* kernel = sampler_kernel(ctx.dtype, bg_t);
+  set_kernel_attributes(kernel, sm.total, N);
+
+  auto run = [&](auto tag) {
+    using E = decltype(tag);
+    CondParams<E> cp{};
+    cp.h = reinterpret_cast<const E*>(a.h);
+    cp.w = reinterpret_cast<const E*>(a.wcond);
+    cp.bias = reinterpret_cast<const float*>(a.bcond);
+    cp.out = reinterpret_cast<float*>(a.cond);
+    cp.C = C;
+    cp.LG = LG;
+    cp.stride_h_b = a.stride_h_b;
+    cp.stride_h_c = a.stride_h_c;
+    cp.stride_h_t = a.stride_h_t;
+    cp.out_stride_b = cs * LG;
+
+    SamplerParams<E> sp{};
+    sp.src = reinterpret_cast<const E*>(a.src);
+    sp.x_out = reinterpret_cast<float*>(a.x_out);
+    sp.mean_out = reinterpret_cast<float*>(a.mean_out);
+    sp.ls_out = reinterpret_cast<float*>(a.ls_out);
+    sp.wpack = reinterpret_cast<const E*>(a.wpack);
+    sp.fpack = reinterpret_cast<const float*>(a.fpack);
+    sp.cond = reinterpret_cast<const float*>(a.cond);
+    sp.ring = reinterpret_cast<float*>(a.ring);
+    sp.batch = B;
+    sp.time = T;
+    sp.cond_stride_b = cs * LG;
+    sp.ring_stride_b = o.ring_per_batch;
+    sp.h1_elems = o.h1_elems;
+    sp.head_elems = o.head_elems;
+    sp.wa_elems = o.wa_elems;
+    sp.layer_elems = o.layer_elems;
+    sp.rank_elems = o.rank_elems;
+    sp.R = static_cast<int>(R);
+    sp.Rp = o.rp;
+    sp.G = static_cast<int>(G);
+    sp.G2 = static_cast<int>(G / 2);
+    sp.S = static_cast<int>(d.skip_channels);
+    sp.Sp = o.sp;
+    sp.K = static_cast<int>(d.kernel_size);
+    sp.L = static_cast<int>(L);
+    sp.g = o.g;
+    sp.S1 = o.s1;
+    sp.XW = o.xw;
+    sp.cw_a = o.cw_a;
+    sp.cw_h = o.cw_h;
+    sp.n_res = plan.resident_layers;
+    sp.bg = plan.group_batch;
+    sp.n_groups = (B + plan.group_batch - 1) / plan.group_batch;
+    sp.stride_src_b = a.stride_src_b;
+    sp.stride_src_t = a.stride_src_t;
+    sp.temperature = a.temperature;
+    sp.log_scale_min = a.log_scale_min;
+    sp.skip_scale = static_cast<float>(std::sqrt(1.0 / static_cast<double>(L)));
+    sp.forced = a.forced;
+    int64_t off = 0;
+    for (int64_t l = 0; l < L; ++l) {
+      sp.dil[l] = static_cast<int>(d.dilations[l]);
+      sp.ring_off[l] = off;
+      off += (d.kernel_size - 1) * d.dilations[l] * o.rp;
+    }
+    sp.sm = sm;
+
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(plan.clusters * N));
+    cfg.blockDim = dim3(kSThreads);
+    cfg.dynamicSmemBytes = static_cast<std::size_t>(sm.total);
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(N);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+
+    for (int64_t t0 = 0; t0 < T; t0 += cs) {
+      const int64_t n = std::min(cs, T - t0);
+      cp.steps = n;
+      cp.t0 = t0;
+      const dim3 cgrid(static_cast<unsigned>((LG + kCondTile - 1) / kCondTile),
+                       static_cast<unsigned>((n + kCondTile - 1) / kCondTile), static_cast<unsigned>(B));
+      detail::launch(&wavenet_cond_kernel<E>, cgrid, dim3(256), 0, stream, cp, "wavenet_sample: conditioning kernel launch");
+      sp.t0 = t0;
+      sp.t1 = t0 + n;
+      switch (bg_t) {
+        case 1: check_cuda(cudaLaunchKernelEx(&cfg, &wavenet_sampler_kernel<E, 1>, sp), "wavenet_sample: sampler launch"); break;
+        case 2: check_cuda(cudaLaunchKernelEx(&cfg, &wavenet_sampler_kernel<E, 2>, sp), "wavenet_sample: sampler launch"); break;
+        case 4: check_cuda(cudaLaunchKernelEx(&cfg, &wavenet_sampler_kernel<E, 4>, sp), "wavenet_sample: sampler launch"); break;
+        default: check_cuda(cudaLaunchKernelEx(&cfg, &wavenet_sampler_kernel<E, 8>, sp), "wavenet_sample: sampler launch"); break;
+      }
+      check_cuda(cudaGetLastError(), "wavenet_sample: sampler launch");
+    }
+  };
+  switch (ctx.dtype) {
+    case kFloat32: run(float{}); break;
+    case kFloat16: run(__half{}); break;
+    default: run(__nv_bfloat16{}); break;
+  }
+}
+
+}  // namespace clarinet_cuda
