@@ -44,3 +44,28 @@ def run_benchmark(benchmark, case: bench.Case, backend: str) -> None:
     stats = benchmark.stats.stats if benchmark.stats is not None else None
     if stats is not None and stats.median > 0:
         benchmark.extra_info.update(gflops=case.flops / stats.median * 1e-9, gbps=case.bytes / stats.median * 1e-9)
+
+
+def run_sampling_benchmark(benchmark, case: bench.Case, backend: str) -> None:
+    """A generation case (ar_sampling / iaf_sampling): checked against the reference, then timed."""
+    why = bench.unavailable(backend, case, DEVICE)
+    if why is not None:
+        pytest.skip(why)
+    setup = bench.sampling_setup(case, DEVICE)
+    wrong = bench.sampling_check(setup, backend)
+    assert wrong is None, f"{backend} disagrees with the reference: {wrong}"
+    slow = backend == "reference" and case.op == "ar_sampling"
+    n = setup["short"] if slow else case.shape["T"]
+    fn = bench.sampling_fn(setup, backend, n)
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+        def timed():
+            fn()
+            torch.cuda.synchronize()
+    else:
+        timed = fn
+    benchmark.group = case.name
+    benchmark.extra_info.update(shape=dict(case.shape, T=n), samples=case.shape["B"] * n,
+                                device=bench.environment(DEVICE)["device"])
+    benchmark.pedantic(timed, rounds=3, iterations=1, warmup_rounds=1)

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from clarinet.bench import markdown_table
+from clarinet.bench import markdown_table, rtf_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
@@ -30,8 +30,15 @@ def table() -> str:
             f"**{os.path.basename(path)}**: {env['device']}; torch {env['torch']}, triton {env.get('triton')}, "
             f"CUDA {env.get('cuda') or '-'}; clarinet {env['clarinet']} at {env['commit'][:12]}; {env['time']}",
             "",
-            markdown_table(rows),
         ]
+        rtf = rtf_table(rows)
+        if rtf:
+            lines += ["Generation (real-time factors):", "", rtf, ""]
+        png = os.path.splitext(path)[0] + ".png"
+        if os.path.exists(png):
+            rel = os.path.relpath(png, ROOT)
+            lines += [f"![samples/s against batch size]({rel})", ""]
+        lines += ["All cases:", "", markdown_table(rows)]
         skipped = sorted({f"{r['backend']} ({r['reason']})" for r in rows if r["status"] == "skipped"})
         if skipped:
             lines += ["", "Not run: " + "; ".join(skipped) + "."]

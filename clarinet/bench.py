@@ -29,10 +29,21 @@ BENCH_BACKENDS = ("reference", "compile", "triton", "cuda", "cpp")
 # training steps of the vocoders: loss forward + backward to every trainable parameter (no optimizer
 # update), at the presets of shared/PERF.md; the student's step includes the frozen `teacher`
 STEP_PRESETS = {"teacher_step": ("teacher", "teacher-small"), "student_step": ("student",)}
-# autoregressive sampling of the teacher (batch 1, free-running, float32): real-time factors
-SAMPLING_PRESETS = {"ar_sampling": ("teacher-small", "teacher")}
-SAMPLING_SIZES = {"full": (1, 24000), "small": (1, 24000), "tiny": (1, 600)}
-REFERENCE_SAMPLES = 1200  # the eager reference sampler is slow: timed over this stretch, rate extrapolated
+# generation, real-time factors: autoregressive sampling of the teacher (free-running) and parallel
+# sampling of the student (GaussianIAF.generate)
+SAMPLING_PRESETS = {"ar_sampling": ("teacher-small", "teacher"), "iaf_sampling": ("student",)}
+# per op and size: (samples at batch 1, (batch, samples) of the batch sweep). Batch 1 is one second
+# of audio for AR (ten seconds for the IAF on a GPU, the PERF.md target); the sweep uses shorter
+# stretches so large batches stay affordable.
+SAMPLING_SIZES = {
+    "ar_sampling": {"full": (24000, ((4, 4800), (16, 4800), (64, 4800), (128, 2400))),
+                    "small": (24000, ((2, 2400), (4, 2400))),
+                    "tiny": (600, ((2, 300),))},
+    "iaf_sampling": {"full": (240000, ((4, 24000), (16, 24000), (64, 24000))),
+                     "small": (4800, ((2, 2400), (4, 2400))),
+                     "tiny": (600, ((2, 300),))},
+}
+REFERENCE_SAMPLES = 1200  # the eager AR reference is slow: timed over this stretch, rate extrapolated
 SAMPLE_RATE = 24000
 OPS = ("wavenet_layer", "gaussian_nll", "gaussian_kl", *STEP_PRESETS, *SAMPLING_PRESETS)
 PASSES = ("fwd", "fwd+bwd")
@@ -64,7 +75,10 @@ class Case:
 
     @property
     def name(self) -> str:
-        return f"{self.op}[{self.config},{self.mode},{str(self.dtype).replace('torch.', '')}]"
+        dtype = str(self.dtype).replace("torch.", "")
+        if self.op in SAMPLING_PRESETS:
+            return f"{self.op}[{self.config},B={self.shape['B']},{dtype}]"
+        return f"{self.op}[{self.config},{self.mode},{dtype}]"
 
 
 def _layer_case(config: str, mode: str, dtype: torch.dtype, B: int, T: int, item: int) -> Case:
@@ -118,9 +132,9 @@ def cases(ops=OPS, configs=tuple(CONFIGS), modes=PASSES, dtype=torch.float16, si
         for mode in modes:
             if op in SAMPLING_PRESETS:
                 if mode == "fwd":
-                    B, T = SAMPLING_SIZES[size]
-                    out += [Case(op, p, "fwd", torch.float32, dict(B=B, T=T, preset=p), 0.0, 0.0)
-                            for p in SAMPLING_PRESETS[op] if p in configs]
+                    T1, sweep = SAMPLING_SIZES[op][size]
+                    out += [Case(op, p, "fwd", dtype, dict(B=b, T=t, preset=p), 0.0, 0.0)
+                            for p in SAMPLING_PRESETS[op] if p in configs for b, t in ((1, T1), *sweep)]
             elif op in STEP_PRESETS:  # float32 training steps (a 16-bit model would need its own recipe)
                 if mode == "fwd+bwd":
                     out += [_step_case(op, preset, *STEP_SIZES[size]) for preset in STEP_PRESETS[op] if preset in configs]
@@ -238,9 +252,24 @@ def unavailable(backend: str, case: Case, device: torch.device) -> str | None:
     if case.op in SAMPLING_PRESETS:
         if backend == "reference":
             return None
-        if backend == "cpp":
-            return None if device.type == "cpu" else "the cpp sampler runs on CPU tensors"
-        return f"no {backend} sampler yet (only reference and cpp)"
+        if case.op == "iaf_sampling":
+            if backend == "cpp":
+                return "iaf_sampling has no cpp backend (the student runs in parallel on the layer kernels)"
+            if backend == "compile":
+                # compiling the 60-layer student takes about a minute per batch size on these CPUs
+                return None if device.type == "cuda" else "torch.compile of the student is benchmarked on a GPU only"
+        elif backend == "compile":
+            return "ar_sampling has no compile backend (one step per sample: nothing for torch.compile to fuse)"
+        elif backend == "cpp":
+            if device.type != "cpu":
+                return "the cpp sampler runs on CPU tensors"
+            return None if case.dtype == torch.float32 else f"the cpp sampler is float32 only, not {case.dtype}"
+        if device.type != "cuda":
+            if backend == "triton":
+                return "no GPU: Triton would run through its CPU interpreter, whose timings mean nothing"
+            return "no GPU"
+        op = "wavenet_layer" if case.op == "iaf_sampling" else "wavenet_sample"
+        return _backend.unsupported_reason(backend, op, device, case.dtype, needs_grad=False)
     if backend == "cpp":
         return f"{case.op} has no cpp backend"
     if backend in ("reference", "compile"):
@@ -282,60 +311,103 @@ def check(case: Case, backend: str, inputs: dict, fn: Callable, ref_out: tuple) 
 
 
 def sampling_setup(case: Case, device: torch.device) -> dict:
-    """The model, packed weights, conditioning, noise and the reference's teacher-forced outputs."""
-    from .models import GaussianWaveNet
+    """Model, conditioning, noise, and the float32 reference's outputs to check every backend against.
+
+    AR (``ar_sampling``): the packed teacher, its upsampled ``h``, and the reference's teacher-forced
+    mean and log-scale over a short stretch (free-running samples diverge chaotically with rounding,
+    so teacher forcing is the exact check). IAF (``iaf_sampling``): the student's generated audio.
+    """
+    from .models import GaussianIAF, GaussianWaveNet
     from .ops.wavenet_sample import pack_wavenet, wavenet_sample
 
     B, T = case.shape["B"], case.shape["T"]
     torch.manual_seed(0)
-    model = GaussianWaveNet.from_preset(case.config).to(device).eval()
+    cls = GaussianIAF if case.op == "iaf_sampling" else GaussianWaveNet
+    model = cls.from_preset(case.config).to(device).eval()
     g = torch.Generator().manual_seed(0)
     mel = torch.randn(B, model.n_mels, T // model.hop_length, generator=g).to(device)
     noise = torch.randn(B, T, generator=g).to(device)
+    setup = dict(model=model, mel=mel, noise=noise, dtype=case.dtype, flops_per_sample=2.0 * _model_weights(model))
+    if case.op == "iaf_sampling":
+        model.backend = "reference"
+        with torch.no_grad():
+            setup["ref"] = model.generate(mel, noise)
+        return setup
     with torch.no_grad():
         h = model.upsampler(mel)
     packed = pack_wavenet(model)
     short = min(T, REFERENCE_SAMPLES)
     forced = torch.randn(B, short, generator=g).to(device) * 0.3
     ref = wavenet_sample(packed, h[..., :short], teacher_forcing=forced, backend="reference")
-    return dict(model=model, packed=packed, h=h, noise=noise, forced=forced, ref=ref, short=short,
-                flops_per_sample=2.0 * _model_weights(model))
+    return dict(setup, packed=packed, h=h, forced=forced, ref=ref, short=short)
+
+
+def _iaf_generator(setup: dict, backend: str) -> Callable:
+    """The student's generation on ``backend`` in the case's dtype (``compile``: torch.compile of the reference)."""
+    import copy
+
+    dtype = setup["dtype"] if backend not in ("reference", "compile") else torch.float32
+    model = copy.deepcopy(setup["model"]).to(dtype)
+    model.backend = "reference" if backend in ("reference", "compile") else backend
+    mel, noise = setup["mel"].to(dtype), setup["noise"].to(dtype)
+    if backend == "compile":
+        compiled = torch.compile(model)
+
+        def run():
+            with torch.no_grad():
+                return compiled(noise, mel)[0]
+        return run
+
+    def run():
+        with torch.no_grad():
+            return model.generate(mel, noise)
+    return run
 
 
 def sampling_check(setup: dict, backend: str) -> str | None:
-    """None when ``backend``'s teacher-forced mean and log-scale match the reference's."""
+    """None when ``backend`` matches the float32 reference (AR: teacher-forced mean and log-scale)."""
     from .ops.wavenet_sample import wavenet_sample
 
-    got = wavenet_sample(setup["packed"], setup["h"][..., :setup["short"]], teacher_forcing=setup["forced"],
+    dtype = setup["dtype"] if backend not in ("reference", "cpp", "compile") else torch.float32
+    if "packed" not in setup:  # IAF
+        why = mismatch(_iaf_generator(setup, backend)(), setup["ref"], dtype)
+        return None if why is None else f"audio: {why}"
+    short = setup["short"]
+    got = wavenet_sample(setup["packed"], setup["h"][..., :short].to(dtype), teacher_forcing=setup["forced"].to(dtype),
                          backend=backend)
     for name, o, r in zip(("mean", "log_scale"), got, setup["ref"]):
-        why = mismatch(o, r, torch.float32)
+        why = mismatch(o, r, dtype)
         if why is not None:
             return f"teacher-forced {name}: {why}"
     return None
 
 
 def sampling_fn(setup: dict, backend: str, n: int) -> Callable:
-    """Free-running generation of the first ``n`` samples."""
+    """Generation of the first ``n`` samples (AR: free-running) on ``backend``."""
     from .ops.wavenet_sample import wavenet_sample
 
-    packed, h, noise = setup["packed"], setup["h"][..., :n], setup["noise"][:, :n]
+    if "packed" not in setup:
+        return _iaf_generator(setup, backend)
+    dtype = setup["dtype"] if backend in ("cuda", "triton") else torch.float32
+    packed, h, noise = setup["packed"], setup["h"][..., :n].to(dtype), setup["noise"][:, :n].to(dtype)
     return lambda: wavenet_sample(packed, h, noise, backend=backend)
 
 
 def _run_sampling_case(case: Case, backends, device: torch.device, min_time: float) -> list[dict]:
-    """Free-running sampling rate per backend, after a teacher-forced check against the reference.
+    """Generation rate per backend, after a check against the float32 reference.
 
-    The reference (eager, one sample at a time) is timed over ``REFERENCE_SAMPLES`` samples and its
-    rate extrapolated; the other backends generate all ``T`` samples.
+    The AR reference (eager, one sample at a time) is timed over ``REFERENCE_SAMPLES`` samples and
+    its rate extrapolated; the other backends generate all ``T`` samples.
     """
     B, T = case.shape["B"], case.shape["T"]
     setup = sampling_setup(case, device)
     rows = []
     for backend in backends:
-        n = setup["short"] if backend == "reference" else T
-        row = dict(case=case.name, op=case.op, config=case.config, mode=case.mode, dtype="float32",
-                   shape=dict(case.shape, T=n), backend=backend)
+        slow = backend == "reference" and case.op == "ar_sampling"
+        n = setup["short"] if slow else T
+        ran_dtype = case.dtype if backend in ("cuda", "triton") else torch.float32
+        row = dict(case=case.name, op=case.op, config=case.config, mode=case.mode,
+                   dtype=str(ran_dtype).replace("torch.", ""), shape=dict(case.shape, T=n), backend=backend)
         why = unavailable(backend, case, device)
         if why is not None:
             rows.append(dict(row, status="skipped", reason=why))
@@ -351,9 +423,11 @@ def _run_sampling_case(case: Case, backends, device: torch.device, min_time: flo
         t = time_fn(sampling_fn(setup, backend, n), device, min_time)
         rate = B * n / (t["median_ms"] * 1e-3)
         fps = setup["flops_per_sample"]
+        note = f"timed over {n} samples, rate extrapolated" if n < T else ""
+        if backend == "cpp" and B > 1:
+            note = f"{min(B, torch.get_num_threads())} threads"
         rows.append(dict(row, status="ok", **t, gflops=fps * rate * 1e-9, gbps=0.0, samples_per_s=rate,
-                         x_real_time=rate / (B * SAMPLE_RATE), flops=fps * B * n, bytes=0.0,
-                         note=f"timed over {n} samples, rate extrapolated" if n < T else ""))
+                         x_real_time=rate / (B * SAMPLE_RATE), flops=fps * B * n, bytes=0.0, note=note))
     return rows
 
 
@@ -456,3 +530,59 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append(f"| {r['case']} | {shape} | {r['backend']} | {r['median_ms']:.3f} "
                      f"({r['p20_ms']:.3f}-{r['p80_ms']:.3f}) | {r['gflops']:.1f} | {gbps} | {rate} | {speedup} |")
     return "\n".join(lines)
+
+
+def rtf_table(rows: list[dict]) -> str:
+    """Markdown table of the generation rows: samples/s, x real time per stream, ratio to the reference."""
+    ok = [r for r in rows if r["status"] == "ok" and r["op"] in SAMPLING_PRESETS]
+    if not ok:
+        return ""
+    ref = {r["case"]: r["samples_per_s"] for r in ok if r["backend"] == "reference"}
+    lines = [f"| generation | batch | samples | backend | dtype | samples/s | x real time (per stream, {SAMPLE_RATE // 1000} kHz)"
+             " | vs reference |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(ok, key=lambda r: (r["op"], r["config"], r["shape"]["B"], r["backend"])):
+        vs = f"{r['samples_per_s'] / ref[r['case']]:.1f}x" if r["case"] in ref else "-"
+        note = f" ({r['note']})" if r.get("note") else ""
+        lines.append(f"| {r['op']} {r['config']} | {r['shape']['B']} | {r['shape']['T']} | {r['backend']}{note} | "
+                     f"{r['dtype']} | {r['samples_per_s']:.3g} | {r['x_real_time']:.3g} | {vs} |")
+    return "\n".join(lines)
+
+
+def plot_sampling(rows: list[dict], path: str, title: str = "") -> str | None:
+    """PNG of samples/s against batch size, one line per (model, backend); None when written,
+    else why not (no generation rows, or matplotlib missing: ``pip install clarinet[plot]``)."""
+    ok = [r for r in rows if r["status"] == "ok" and r["op"] in SAMPLING_PRESETS]
+    if not ok:
+        return "no generation rows to plot"
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install 'clarinet[plot]')"
+    ops = sorted({r["op"] for r in ok})
+    fig, axes = plt.subplots(1, len(ops), figsize=(6.5 * len(ops), 4.5), squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        lines: dict = {}
+        for r in ok:
+            if r["op"] == op:
+                lines.setdefault((r["config"], r["backend"], r["dtype"]), []).append((r["shape"]["B"], r["samples_per_s"]))
+        for (config, backend, dtype), pts in sorted(lines.items()):
+            pts.sort()
+            ax.plot([b for b, _ in pts], [v for _, v in pts], marker="o", label=f"{config} {backend} {dtype}")
+        ax.axhline(SAMPLE_RATE, color="gray", linestyle="--", linewidth=1, label="real time, one stream")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch (utterances)")
+        ax.set_ylabel("samples/s (all streams)")
+        ax.set_title(op)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None

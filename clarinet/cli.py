@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import torch
@@ -34,6 +35,13 @@ def _bench(args) -> int:
         rows += bench.run_case(case, args.backends, device, min_time=args.min_time)
     bench.write_record(args.out, env, rows)
     print(bench.markdown_table(rows))
+    rtf = bench.rtf_table(rows)
+    if rtf:
+        print("\n" + rtf)
+    if not args.no_plot:
+        plot = args.plot or os.path.splitext(args.out)[0] + ".png"
+        why = bench.plot_sampling(rows, plot, title=f"clarinet bench: {env['device']}")
+        print(f"wrote {plot}" if why is None else f"no plot: {why}")
     skipped = {(r["backend"], r["reason"]) for r in rows if r["status"] == "skipped"}
     for backend, reason in sorted(skipped):
         print(f"not run: {backend}: {reason}")
@@ -61,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", help="default: cuda when available, else cpu")
     b.add_argument("--min-time", type=float, default=0.5, help="CPU: seconds to spend timing each case (default 0.5)")
     b.add_argument("--out", default="clarinet-bench.json", help="JSON record to write (default clarinet-bench.json)")
+    b.add_argument("--plot", help="PNG of generation samples/s against batch size (default: --out with .png)")
+    b.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_bench)
     _add_train_parsers(sub)

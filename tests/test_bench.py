@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_cli_writes_a_record(tmp_path, capsys):
     out = tmp_path / "rec.json"
-    ops = ["wavenet_layer", "gaussian_nll", "gaussian_kl", "teacher_step", "ar_sampling"]
+    ops = ["wavenet_layer", "gaussian_nll", "gaussian_kl", "teacher_step", "ar_sampling", "iaf_sampling"]
     rc = cli.main(["bench", "--size", "tiny", "--backends", "reference", "triton", "cuda", "cpp", "--out", str(out),
                    "--quiet", "--min-time", "0.01", "--device", "cpu", "--ops", *ops,
                    "--configs", "student", "teacher-small"])
@@ -30,12 +30,17 @@ def test_cli_writes_a_record(tmp_path, capsys):
     assert ok and all(r["backend"] in ("reference", "cpp") and r["median_ms"] > 0 and r["p20_ms"] <= r["p80_ms"]
                       for r in ok)
     assert {r["backend"] for r in ok if r["op"] == "ar_sampling"} == {"reference", "cpp"}
-    assert all(r["x_real_time"] > 0 for r in ok if r["op"] == "ar_sampling")
+    assert {r["backend"] for r in ok if r["op"] == "iaf_sampling"} == {"reference"}
+    sampling = [r for r in ok if r["op"] in bench.SAMPLING_PRESETS]
+    assert all(r["x_real_time"] > 0 for r in sampling)
+    assert {r["shape"]["B"] for r in sampling} == {1, 2}  # batch 1 and the sweep
+    assert (tmp_path / "rec.png").stat().st_size > 1000  # samples/s against batch
     skipped = {r["backend"] for r in rows if r["status"] == "skipped"}
-    assert skipped == {"triton", "cuda", "cpp"}  # cpp: only the sampler has one
+    assert skipped == {"triton", "cuda", "cpp"}  # cpp: only the AR sampler has one
     printed = capsys.readouterr().out
     assert "not run: triton" in printed and "not run: cuda" in printed and "| wavenet_layer[student" in printed
     assert "| teacher_step[teacher-small" in printed
+    assert "| ar_sampling teacher-small | 2 |" in printed and "x real time" in printed
 
 
 def test_wrong_answer_is_not_timed(monkeypatch):
@@ -115,7 +120,7 @@ def test_sampling_rows_check_before_timing(monkeypatch):
         return out
 
     monkeypatch.setattr(ws, "wavenet_sample", skewed)
-    (case,) = bench.cases(ops=("ar_sampling",), configs=("teacher-small",), size="tiny")
+    case = bench.cases(ops=("ar_sampling",), configs=("teacher-small",), dtype=torch.float32, size="tiny")[0]
     rows = {r["backend"]: r for r in bench.run_case(case, ["reference", "cpp"], torch.device("cpu"), min_time=0.0)}
     assert rows["reference"]["status"] == "ok"
     assert rows["cpp"]["status"] == "wrong" and "median_ms" not in rows["cpp"]
