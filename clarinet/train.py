@@ -1,6 +1,8 @@
-"""Training the vocoders: the Gaussian WaveNet teacher and the distilled Gaussian IAF student.
+"""Training the vocoders (the Gaussian WaveNet teacher and the distilled Gaussian IAF student) and the
+text-to-wave model.
 
-One small trainer serves both commands (``clarinet train-teacher``, ``clarinet train-student``):
+One small trainer serves the three commands (``clarinet train-teacher``, ``clarinet train-student``,
+``clarinet train-text2wave``):
 
 - AdamW (``lr``, ``betas``, ``weight_decay``); learning rate: linear warm-up over ``warmup_steps``, then
   ``schedule`` = ``"exponential"`` (halved every ``lr_half_life`` steps, ClariNet's annealing),
@@ -25,7 +27,14 @@ One small trainer serves both commands (``clarinet train-teacher``, ``clarinet t
   CPU; each process reads its share of every epoch; only rank 0 writes checkpoints and logs.
   ``batch_size`` is per process.
 
-The configuration is a dataclass per command (:class:`TeacherConfig`, :class:`StudentConfig`), built
+``train-text2wave`` trains :class:`clarinet.models.TextToWave` (encoder, decoder, bridge-net, vocoder)
+jointly from scratch on an LJSpeech-layout folder (:class:`clarinet.data.TextAudioDataset`): whole
+utterances per batch, one random vocoder segment of ``segment_samples`` per utterance
+(:func:`clarinet.losses.text2wave_loss`); the segments are drawn from a generator seeded with the
+seed and the batch's utterance ids, so resuming draws the same segments.
+
+The configuration is a dataclass per command (:class:`TeacherConfig`, :class:`StudentConfig`,
+:class:`Text2WaveConfig`), built
 from keywords, a JSON file, or both (:meth:`TrainConfig.from_sources`); invalid values raise
 :class:`ConfigError` (a ``ValueError``) naming the field.
 """
@@ -53,11 +62,13 @@ __all__ = [
     "EMA",
     "StudentConfig",
     "TeacherConfig",
+    "Text2WaveConfig",
     "TrainConfig",
     "TrainResult",
     "lr_factor",
     "train_student",
     "train_teacher",
+    "train_text2wave",
 ]
 
 logger = logging.getLogger("clarinet.train")
@@ -244,6 +255,45 @@ class StudentConfig(TrainConfig):
         return self
 
 
+@dataclass
+class Text2WaveConfig(TrainConfig):
+    """``clarinet train-text2wave``: a :class:`clarinet.models.TextToWave` trained jointly from scratch on
+    an LJSpeech-layout folder by :func:`clarinet.losses.text2wave_loss` (weights ``mel_weight``,
+    ``linear_weight``, ``done_weight``, ``vocoder_weight``; the vocoder's log-scales floored at
+    ``log_scale_min``; ``attention_weight`` > 0 adds the guided-attention term with width
+    ``attention_sigma``, not in the paper, which makes the alignment appear much sooner; 0 disables). ``batch_size`` counts utterances; ``segment_samples`` is the vocoder segment
+    per utterance. ``audio`` replaces fields of the preset's audio settings (the model stores them).
+    ``max_text_length`` (default: the model's) leaves longer utterances out of the data."""
+
+    preset: str = "text2wave"
+    segment_samples: int = 7200
+    batch_size: int = 16
+    lr: float = 5e-4
+    warmup_steps: int = 1000
+    mel_weight: float = 1.0
+    linear_weight: float = 1.0
+    done_weight: float = 1.0
+    vocoder_weight: float = 1.0
+    log_scale_min: float = -9.0
+    attention_weight: float = 1.0
+    attention_sigma: float = 0.2
+    max_text_length: Optional[int] = None
+
+    def validate(self):
+        super().validate()
+        for name in ("mel_weight", "linear_weight", "done_weight", "vocoder_weight", "attention_weight"):
+            _float(self, name, low=0.0)
+        _float(self, "attention_sigma", low=0.0, low_open=True)
+        _float(self, "log_scale_min")
+        if self.max_text_length is not None:
+            _int("max_text_length", self.max_text_length, 2)
+        for key in ("audio", "vocabulary"):
+            if key in self.model:
+                raise ConfigError("model: set the audio with the 'audio' setting, not in 'model'" if key == "audio"
+                                  else "model: the vocabulary is the default character vocabulary; it cannot be set")
+        return self
+
+
 def _path_str(name, v, required=False) -> str:
     if isinstance(v, os.PathLike):
         v = os.fspath(v)
@@ -407,10 +457,11 @@ class _IndexSampler(torch.utils.data.Sampler):
 class _Batches:
     """Per-process batches, epoch after epoch, starting at any global step (for resuming)."""
 
-    def __init__(self, dataset, cfg: TrainConfig, dist: _Dist):
+    def __init__(self, dataset, cfg: TrainConfig, dist: _Dist, collate=None):
         from torch.utils.data import DistributedSampler
 
-        from .data import collate
+        if collate is None:
+            from .data import collate
 
         self.dataset, self.cfg, self.dist, self.collate = dataset, cfg, dist, collate
         self.sampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True,
@@ -429,7 +480,8 @@ class _Batches:
             indices = list(self.sampler)[skip * self.cfg.batch_size:]
             # set_epoch restarts the segment draws: the segments then depend on (seed, index, epoch)
             # only, the same whether or not the run was resumed (and in worker copies alike)
-            self.dataset.set_epoch(epoch)
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
             loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size, sampler=_IndexSampler(indices),
                                 num_workers=self.cfg.num_workers, collate_fn=self.collate,
                                 pin_memory=self.dist.device.type == "cuda", drop_last=False)
@@ -486,7 +538,7 @@ def _dataset(cfg: TrainConfig, audio_cfg):
     return ds
 
 
-def _build_model(cls, cfg: TrainConfig):
+def _build_model(cls, cfg: TrainConfig, model_args: Optional[dict] = None):
     import inspect
 
     valid = sorted(p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "backend"))
@@ -496,7 +548,7 @@ def _build_model(cls, cfg: TrainConfig):
     presets = sorted(getattr(cls, "PRESETS", {}))
     if cfg.preset not in presets:
         raise ConfigError(f"preset: unknown {cls.__name__} preset {cfg.preset!r}; presets: {presets}")
-    model_args = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.items()}
+    model_args = {**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.items()}, **(model_args or {})}
     torch.manual_seed(cfg.seed)
     try:
         return cls.from_preset(cfg.preset, **model_args, backend=cfg.backend)
@@ -545,17 +597,25 @@ class _JsonlLog:
 # the loop
 
 def _run(cfg: TrainConfig, *, command: str, model_cls, make_loss, audio_cfg, extra: dict,
-         setup_model=None) -> TrainResult:
-    """Common loop. ``make_loss(model, audio, mel, step, dist) -> dict(loss=, ...)`` (0-D tensors)."""
+         setup_model=None, make_dataset=None, collate=None, model_args=None) -> TrainResult:
+    """Common loop. ``make_loss(model, audio, mel, step, dist) -> dict(loss=, ...)`` (0-D tensors).
+
+    With ``make_dataset(cfg, audio_cfg) -> dataset`` and ``collate(items) -> dict`` (the text-to-wave
+    data) the batch is a dict moved to the device whole and the call is
+    ``make_loss(model, batch, step, dist)``; throughput counts the batch's ``audio_lengths``.
+    ``model_args``: constructor arguments set by the command (over the config's ``model``).
+    """
     dist = _setup_distributed(cfg.device)
     try:
         return _run_inner(cfg, dist, command=command, model_cls=model_cls, make_loss=make_loss,
-                          audio_cfg=audio_cfg, extra=extra, setup_model=setup_model)
+                          audio_cfg=audio_cfg, extra=extra, setup_model=setup_model, make_dataset=make_dataset,
+                          collate=collate, model_args=model_args)
     finally:
         dist.close()
 
 
-def _run_inner(cfg, dist: _Dist, *, command, model_cls, make_loss, audio_cfg, extra, setup_model):
+def _run_inner(cfg, dist: _Dist, *, command, model_cls, make_loss, audio_cfg, extra, setup_model,
+               make_dataset=None, collate=None, model_args=None):
     from tqdm.auto import tqdm
 
     device = dist.device
@@ -563,8 +623,8 @@ def _run_inner(cfg, dist: _Dist, *, command, model_cls, make_loss, audio_cfg, ex
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         ckpt_lib.remove_temp_files(out)
-    dataset = _dataset(cfg, audio_cfg)
-    model = _build_model(model_cls, cfg)
+    dataset = _dataset(cfg, audio_cfg) if make_dataset is None else make_dataset(cfg, audio_cfg)
+    model = _build_model(model_cls, cfg, model_args)
     _check_model_audio(model, audio_cfg, f"the {model_cls.__name__} model")
     if setup_model is not None:
         setup_model(model, dist)
@@ -624,7 +684,8 @@ def _run_inner(cfg, dist: _Dist, *, command, model_cls, make_loss, audio_cfg, ex
         warnings.warn("bf16 autocast is only used on CUDA devices; training in float32", RuntimeWarning,
                       stacklevel=3)
 
-    batches = _Batches(dataset, cfg, dist)
+    batches = _Batches(dataset, cfg, dist, collate)
+    whole_batch = make_dataset is not None
     log = _JsonlLog(out / LOG_FILE) if dist.main else None
     extra = {**extra, "command": command, "train_config": cfg.to_dict(), "world_size": dist.world}
     history: list = []
@@ -660,11 +721,19 @@ def _run_inner(cfg, dist: _Dist, *, command, model_cls, make_loss, audio_cfg, ex
     step = start
     try:
         for batch in batches.iterate(start):
-            audio = batch["audio"].to(device, non_blocking=True)
-            mel = batch["mel"].to(device, non_blocking=True)
+            if whole_batch:
+                batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                         for k, v in batch.items()}
+                n_samples = int(batch["audio_lengths"].sum())
+                args = (batch,)
+            else:
+                audio = batch["audio"].to(device, non_blocking=True)
+                mel = batch["mel"].to(device, non_blocking=True)
+                n_samples = audio.numel()
+                args = (audio, mel)
             try:
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    terms = make_loss(train_model, audio, mel, step, dist)
+                    terms = make_loss(train_model, *args, step, dist)
             except (TypeError, RuntimeError) as e:
                 if use_bf16 and step == start:
                     raise ConfigError(f"bf16: the first step failed under bf16 autocast ({type(e).__name__}: {e}); "
@@ -689,7 +758,7 @@ def _run_inner(cfg, dist: _Dist, *, command, model_cls, make_loss, audio_cfg, ex
             sums = detached if sums is None else {k: sums[k] + detached[k] for k in sums}
             grad_sum += gnorm.detach().float()
             n_in_interval += 1
-            samples_in_interval += audio.numel()
+            samples_in_interval += n_samples
 
             if step % cfg.log_every == 0 or step == cfg.steps:
                 keys = ["loss"] + sorted(k for k in sums if k != "loss")
@@ -827,3 +896,82 @@ def train_student(config) -> TrainResult:
                          "config": info["config"], "used_ema": info["used_ema"]}}
     return _run(cfg, command="train-student", model_cls=GaussianIAF, make_loss=make_loss, audio_cfg=audio_cfg,
                 extra=extra, setup_model=setup_model)
+
+
+# ----------------------------------------------------------------------------------------------
+# text to wave
+
+def _text2wave_audio(cfg: Text2WaveConfig):
+    """The audio settings: the preset's (a :class:`~clarinet.models.TextToWave` preset names them), then
+    ``cfg.audio``."""
+    from .models.text2wave import TEXT2WAVE_PRESETS
+
+    if cfg.preset not in TEXT2WAVE_PRESETS:
+        raise ConfigError(f"preset: unknown TextToWave preset {cfg.preset!r}; presets: {sorted(TEXT2WAVE_PRESETS)}")
+    return _audio_config({**TEXT2WAVE_PRESETS[cfg.preset].get("audio", {}), **cfg.audio})
+
+
+class _TextCollate:
+    """``collate_text_audio`` with segments drawn from a generator seeded by the run's seed and the batch's
+    utterance ids (so a resumed run draws the same segments for the same batches); picklable for workers."""
+
+    def __init__(self, segment_frames: int, pad_frames_to: int, mel_pad_value: float, seed: int):
+        self.segment_frames, self.pad_frames_to = segment_frames, pad_frames_to
+        self.mel_pad_value, self.seed = mel_pad_value, seed
+
+    def __call__(self, items):
+        import zlib
+
+        from .data import collate_text_audio
+
+        key = zlib.crc32("\n".join(str(it["id"]) for it in items).encode())
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + key)
+        return collate_text_audio(items, segment_frames=self.segment_frames, pad_frames_to=self.pad_frames_to,
+                                  generator=g, mel_pad_value=self.mel_pad_value)
+
+
+def train_text2wave(config) -> TrainResult:
+    """Train a :class:`clarinet.models.TextToWave` from scratch, all parts jointly (see the module docstring).
+
+    ``config``: a :class:`Text2WaveConfig` or a dict of its fields. The checkpoints hold the model's
+    vocabulary and audio settings (in its config), so :meth:`TextToWave.synthesize` needs nothing else.
+    Returns a :class:`TrainResult`.
+    """
+    from . import losses
+    from .models import TextToWave
+    from .models.text2wave import TEXT2WAVE_PRESETS
+    from .text import default_vocabulary
+
+    cfg = _as_config(config, Text2WaveConfig)
+    audio_cfg = _text2wave_audio(cfg)
+    vocab = default_vocabulary()
+    preset = TEXT2WAVE_PRESETS[cfg.preset]
+    r = int(cfg.model.get("reduction_factor", preset.get("reduction_factor", 1)))
+    max_text = cfg.max_text_length or int(cfg.model.get("max_text_length", preset.get("max_text_length", 512)))
+    if cfg.segment_samples % audio_cfg.hop_length:
+        raise ConfigError(f"segment_samples: {cfg.segment_samples} is not a multiple of the hop length "
+                          f"({audio_cfg.hop_length})")
+
+    def make_dataset(cfg, audio_cfg):
+        from .data import TextAudioDataset
+
+        root = Path(cfg.data_dir)
+        if not root.is_dir():
+            raise ConfigError(f"data folder {str(root)!r} does not exist or is not a folder")
+        try:
+            return TextAudioDataset(root, cfg=audio_cfg, vocab=vocab, max_text_length=max_text,
+                                    cache_dir=cfg.cache_dir)
+        except (FileNotFoundError, ValueError) as e:
+            raise ConfigError(f"data folder {str(root)!r}: {e}") from None
+
+    collate = _TextCollate(cfg.segment_samples // audio_cfg.hop_length, r, math.log(audio_cfg.log_floor), cfg.seed)
+
+    def make_loss(model, batch, step, dist):
+        return losses.text2wave_loss(model, batch, audio_config=audio_cfg, mel_weight=cfg.mel_weight,
+                                     linear_weight=cfg.linear_weight, done_weight=cfg.done_weight,
+                                     vocoder_weight=cfg.vocoder_weight, log_scale_min=cfg.log_scale_min,
+                                     attention_weight=cfg.attention_weight, attention_sigma=cfg.attention_sigma)
+
+    return _run(cfg, command="train-text2wave", model_cls=TextToWave, make_loss=make_loss, audio_cfg=audio_cfg,
+                extra={"audio": dataclasses.asdict(audio_cfg)}, make_dataset=make_dataset, collate=collate,
+                model_args={"audio": dataclasses.asdict(audio_cfg), "vocabulary": vocab.config()})

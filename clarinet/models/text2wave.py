@@ -265,23 +265,25 @@ def _lengths_mask(lengths: Optional[torch.Tensor], B: int, T: int, device) -> to
 
 
 def alignment_score(alignment: torch.Tensor, text_length: int, *, band: float = 0.2,
-                    slack: int = 1) -> float:
+                    slack: int = 1, min_weight: float = 0.0) -> float:
     """Fraction of decoder steps whose most attended character is monotone and near the diagonal.
 
     ``alignment`` ``(S, N)`` (steps x characters; only the first ``text_length`` characters count).
     Step ``i`` scores when its argmax ``j_i`` is not behind ``j_{i-1} - slack`` and lies within
     ``band * text_length`` (at least 1) of the straight line from character 0 at step 0 to the last
-    character at the last step. 1.0 for a clean diagonal alignment.
+    character at the last step, and (``min_weight``) gets at least that much attention: a focused,
+    not a blurred, alignment. 1.0 for a clean diagonal alignment.
     """
     S = alignment.shape[0]
     if S == 0 or text_length < 1:
         return 0.0
-    j = alignment[:, :text_length].argmax(dim=1).float()
+    peak, j = alignment[:, :text_length].max(dim=1)
+    j = j.float()
     line = torch.linspace(0, text_length - 1, S, device=alignment.device)
     near = (j - line).abs() <= max(1.0, band * text_length)
     mono = torch.ones_like(near)
     mono[1:] = j[1:] >= j[:-1] - slack
-    return float((near & mono).float().mean())
+    return float((near & mono & (peak >= min_weight)).float().mean())
 
 
 # ----------------------------------------------------------------------------------------------
