@@ -1,5 +1,6 @@
-"""The ``clarinet`` command line: ``clarinet bench``, ``clarinet train-teacher``, ``clarinet train-student``
-(also ``python -m clarinet ...``; the training commands run under ``torchrun`` for several processes)."""
+"""The ``clarinet`` command line: ``clarinet bench``, ``clarinet train-teacher``, ``clarinet train-student``,
+``clarinet train-text2wave``, ``clarinet synthesize`` (also ``python -m clarinet ...``; the training commands
+run under ``torchrun`` for several processes)."""
 from __future__ import annotations
 
 import argparse
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_bench)
     _add_train_parsers(sub)
+    _add_synthesize_parser(sub)
     return p
 
 
@@ -92,6 +94,20 @@ _COMMON_SIZES = [("--residual-channels", "residual_channels", "residual channels
                  ("--gate-channels", "gate_channels", "gate channels (even)"),
                  ("--skip-channels", "skip_channels", "skip channels"),
                  ("--kernel-size", "kernel_size", "dilated convolution taps")]
+_TEXT2WAVE_SIZES = [("--reduction-factor", "reduction_factor", "mel frames per decoder step"),
+                    ("--embedding-dim", "embedding_dim", "character embedding and attention size (even)"),
+                    ("--encoder-layers", "encoder_layers", "encoder convolution blocks"),
+                    ("--encoder-channels", "encoder_channels", "encoder channels"),
+                    ("--decoder-layers", "decoder_layers", "decoder (convolution, attention) blocks"),
+                    ("--decoder-channels", "decoder_channels", "decoder channels"),
+                    ("--bridge-layers", "bridge_layers", "bridge-net convolution blocks"),
+                    ("--bridge-channels", "bridge_channels", "bridge-net channels"),
+                    ("--cond-channels", "cond_channels", "vocoder conditioning channels"),
+                    ("--vocoder-layers", "vocoder_layers", "vocoder residual layers"),
+                    ("--vocoder-cycle", "vocoder_cycle", "vocoder dilation cycle"),
+                    ("--vocoder-residual-channels", "vocoder_residual_channels", "vocoder residual channels"),
+                    ("--vocoder-gate-channels", "vocoder_gate_channels", "vocoder gate channels (even)"),
+                    ("--vocoder-skip-channels", "vocoder_skip_channels", "vocoder skip channels")]
 
 
 def _add_train_parsers(sub) -> None:
@@ -120,16 +136,41 @@ def _add_train_parsers(sub) -> None:
     s.add_argument("--kind", choices=KL_KINDS, help="KL(q||p) (reverse, the paper's) or KL(p||q)")
     s.set_defaults(func=_train_student, _sizes=_STUDENT_SIZES)
 
+    w = sub.add_parser("train-text2wave", argument_default=_S,
+                       help="train the text-to-wave model (encoder, decoder, bridge-net, vocoder) jointly from scratch",
+                       description="Train ClariNet's text-to-wave model from scratch on an LJSpeech-layout folder "
+                                   "(metadata.csv + wavs/): L1 on log-mel and log-linear spectrograms, end-flag BCE, "
+                                   "the vocoder's likelihood on a random segment per utterance, and a guided-attention "
+                                   "term. Run under torchrun for several processes. Settings: defaults, then "
+                                   "--config FILE.json, then flags.")
+    w.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="LJSpeech folder (or give --data)")
+    w.add_argument("--data", dest="data_dir", metavar="DIR", help="LJSpeech folder (metadata.csv + wavs/)")
+    _add_common_flags(w, preset_help="text2wave (default) or text2wave-tiny", sizes=_TEXT2WAVE_SIZES,
+                      common_sizes=False, segment_help="vocoder segment per utterance in samples, a multiple of the "
+                                                       "hop (default 7200)", batch_help="utterances per step per "
+                                                                                       "process (default 16)")
+    w.add_argument("--mel-weight", type=float, help="weight of the log-mel L1 (default 1)")
+    w.add_argument("--linear-weight", type=float, help="weight of the log-linear L1 (default 1)")
+    w.add_argument("--done-weight", type=float, help="weight of the end-flag cross-entropy (default 1)")
+    w.add_argument("--vocoder-weight", type=float, help="weight of the vocoder's negative log-likelihood (default 1)")
+    w.add_argument("--attention-weight", type=float, help="weight of the guided-attention term; 0 disables (default 1)")
+    w.add_argument("--attention-sigma", type=float, help="width of the guided-attention diagonal (default 0.2)")
+    w.add_argument("--log-scale-min", type=float, help="floor of the vocoder's log-scale in the likelihood (default -9)")
+    w.add_argument("--max-text-length", type=int, help="leave out utterances with more symbols (default: the model's limit)")
+    w.set_defaults(func=_train_text2wave, _sizes=_TEXT2WAVE_SIZES, _common_sizes=[])
 
-def _add_common_flags(p, *, preset_help, sizes) -> None:
+
+def _add_common_flags(p, *, preset_help, sizes, common_sizes=True,
+                      segment_help="audio samples per training segment, a multiple of the hop (default 7200)",
+                      batch_help="segments per step per process (default 8)") -> None:
     p.add_argument("--out", dest="out_dir", metavar="DIR", help="output folder: checkpoints, train-log.jsonl; required")
     p.add_argument("--config", dest="_config", metavar="FILE.json",
                    help="JSON object of settings (the field names of the config dataclass); flags override it")
     p.add_argument("--preset", help=preset_help)
-    for flag, _, help_ in sizes + _COMMON_SIZES:
+    for flag, _, help_ in sizes + (_COMMON_SIZES if common_sizes else []):
         p.add_argument(flag, type=int, metavar="N", dest="_size_" + flag[2:].replace("-", "_"), help=help_ + " (default: the preset's)")
-    p.add_argument("--segment-samples", type=int, help="audio samples per training segment, a multiple of the hop (default 7200)")
-    p.add_argument("--batch-size", type=int, help="segments per step per process (default 8)")
+    p.add_argument("--segment-samples", type=int, help=segment_help)
+    p.add_argument("--batch-size", type=int, help=batch_help)
     p.add_argument("--steps", type=int, help="total optimizer steps (default 200000)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
     p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="AdamW betas (default 0.9 0.999)")
@@ -158,7 +199,7 @@ def _add_common_flags(p, *, preset_help, sizes) -> None:
 def _train_settings(args) -> tuple[dict, str | None]:
     values = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("func", "command")}
     model = {arg: getattr(args, "_size_" + flag[2:].replace("-", "_"))
-             for flag, arg, _ in args._sizes + _COMMON_SIZES
+             for flag, arg, _ in args._sizes + getattr(args, "_common_sizes", _COMMON_SIZES)
              if hasattr(args, "_size_" + flag[2:].replace("-", "_"))}
     if model:
         values["model"] = model
@@ -214,6 +255,139 @@ def _train_student(args) -> int:
     from .train import StudentConfig, train_student
 
     return _run_training(args, StudentConfig, train_student)
+
+
+def _train_text2wave(args) -> int:
+    from .train import Text2WaveConfig, train_text2wave
+
+    return _run_training(args, Text2WaveConfig, train_text2wave)
+
+
+# ----------------------------------------------------------------------------------------------
+# synthesis
+
+def _add_synthesize_parser(sub) -> None:
+    y = sub.add_parser("synthesize", help="text to a 16-bit wav with a train-text2wave checkpoint",
+                       description="Synthesise speech from text with a TextToWave checkpoint (its EMA weights when "
+                                   "it has them): the decoder runs step by step with the monotonic attention window, "
+                                   "then the model's autoregressive WaveNet (or, with --student, a distilled IAF) "
+                                   "makes the audio at the model's sample rate.")
+    y.add_argument("--checkpoint", required=True, metavar="CKPT", help="TextToWave checkpoint (from train-text2wave)")
+    src = y.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="the text to say")
+    src.add_argument("--text-file", metavar="FILE", help="UTF-8 text file, one utterance per line (blank lines skipped)")
+    y.add_argument("-o", "--out", required=True, metavar="OUT",
+                   help="wav to write; with --text-file: OUT-1.wav, OUT-2.wav ... beside OUT, or 1.wav, 2.wav ... "
+                        "inside OUT when it is a folder (or ends with /)")
+    y.add_argument("--student", metavar="CKPT", help="GaussianIAF checkpoint distilled from this model (parallel generation)")
+    y.add_argument("--plot", metavar="PNG", help="also plot the alignment and the spectrograms (needs matplotlib)")
+    y.add_argument("--max-frames", type=int, help="decoder frame limit per utterance (default: the model's)")
+    y.add_argument("--temperature", type=float, default=1.0, help="noise scale of the vocoder (default 1)")
+    y.add_argument("--backend", default="auto", help="autoregressive sampler backend: auto, cpp, reference, cuda, triton")
+    y.add_argument("--device", help="cpu, cuda ... (default cuda when available)")
+    y.add_argument("--seed", type=int, default=0, help="seed of the vocoder noise (default 0)")
+    y.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    y.set_defaults(func=_synthesize)
+
+
+def _numbered(path, i: int, n: int, suffix: str = ".wav"):
+    """The i-th (1-based) output of n: ``path`` itself for a single one, else ``stem-i.suffix`` or
+    ``folder/i.suffix`` (a folder is created)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if str(path).endswith(("/", os.sep)) or p.is_dir():
+        p.mkdir(parents=True, exist_ok=True)
+        return p / f"{i}{suffix}"
+    if n == 1:
+        return p
+    return p.with_name(f"{p.stem}-{i}{p.suffix or suffix}")
+
+
+def _plot(path, details, sample_rate: int, hop: int, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9))
+    axes[0].imshow(details["alignment"].T.cpu().numpy(), aspect="auto", origin="lower", interpolation="none")
+    axes[0].set(title=f"alignment: {title}", xlabel="decoder step", ylabel="character")
+    for ax, key, label in ((axes[1], "mel", "log-mel"), (axes[2], "linear", "log-linear spectrogram")):
+        ax.imshow(details[key].cpu().numpy(), aspect="auto", origin="lower", interpolation="none")
+        ax.set(title=label, xlabel=f"frame ({hop / sample_rate * 1000:.1f} ms)", ylabel="band")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _synthesize(args) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from . import checkpoint as ck
+    from .audio import save_audio
+
+    def fail(msg) -> int:
+        print(f"clarinet synthesize: error: {msg}", file=sys.stderr)
+        return 2
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        model = ck.load_model(args.checkpoint, "TextToWave", map_location=device)
+    except (FileNotFoundError, ValueError) as e:
+        return fail(f"--checkpoint: {e}")
+    student = None
+    if args.student:
+        try:
+            student = ck.load_model(args.student, "GaussianIAF", map_location=device)
+        except (FileNotFoundError, ValueError) as e:
+            return fail(f"--student: {e}")
+        if student.n_mels != model.cond_channels or student.hop_length != model.hop_length:
+            return fail(f"--student: {args.student!r} is conditioned on {student.n_mels} channels at hop "
+                        f"{student.hop_length}, not on this model's bridge-net ({model.cond_channels} channels, hop "
+                        f"{model.hop_length}); distil it from this checkpoint (train-student --teacher)")
+    if args.text is not None:
+        texts = [args.text]
+    else:
+        try:
+            with open(args.text_file, encoding="utf-8") as f:
+                texts = [line.strip() for line in f if line.strip()]
+        except OSError as e:
+            return fail(f"--text-file: {e}")
+        except UnicodeDecodeError as e:
+            return fail(f"--text-file: {args.text_file!r} is not UTF-8 text ({e})")
+        if not texts:
+            return fail(f"--text-file: {args.text_file!r} holds no text")
+    plot_ok = args.plot is not None
+    if plot_ok:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("clarinet synthesize: --plot needs matplotlib, which is not installed (pip install matplotlib); "
+                  "writing the audio without a plot", file=sys.stderr)
+            plot_ok = False
+    torch.manual_seed(args.seed)
+    written = []
+    for i, text in enumerate(tqdm(texts, desc="synthesize", unit="utt", disable=not args.progress or len(texts) == 1,
+                                  file=sys.stderr), start=1):
+        try:
+            audio, sr, details = model.synthesize(text, vocoder=student, max_frames=args.max_frames,
+                                                  temperature=args.temperature, backend=args.backend,
+                                                  progress=args.progress, return_details=True)
+        except ValueError as e:
+            where = "--text" if args.text is not None else f"--text-file line {i}"
+            return fail(f"{where}: {e}")
+        out = _numbered(args.out, i, len(texts))
+        save_audio(out, audio, sr)
+        written.append(out)
+        print(f"wrote {out} ({audio.numel() / sr:.2f} s at {sr} Hz, {details['done'].numel()} decoder steps)")
+        if plot_ok:
+            png = _numbered(args.plot, i, len(texts), ".png")
+            _plot(png, details, sr, model.hop_length, text if len(text) <= 60 else text[:57] + "...")
+            print(f"wrote {png}")
+    return 0
 
 
 def main(argv=None) -> int:

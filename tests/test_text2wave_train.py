@@ -52,8 +52,14 @@ def free_running_alignment(model, dataset, n=8):
     return sum(scores) / n, sum(errors) / n
 
 
-def test_tiny_run_converges_and_aligns(corpus, tmp_path):
-    res = train_text2wave(config(corpus, tmp_path / "run", steps=300))
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    """The tiny model trained 300 steps at batch 8 (about 5-10 s here)."""
+    return train_text2wave(config(corpus, tmp_path_factory.mktemp("trained"), steps=300))
+
+
+def test_tiny_run_converges_and_aligns(corpus, trained):
+    res = trained
     first, last = res.history[0], res.history[-1]
     assert last["step"] == 300 and set(first) >= {"loss", "mel", "linear", "done", "nll", "attention"}
     assert last["loss"] < 0.3 * first["loss"], (first, last)
@@ -120,3 +126,120 @@ def test_guided_attention_loss():
     padded[0, :S, :N] = diag[0]
     padded[0, S:, N:] = 1.0
     torch.testing.assert_close(guided_attention_loss([padded], lengths, torch.tensor([S])), d)
+
+
+# ----------------------------------------------------------------------------------------------
+# command line: train-text2wave, synthesize
+
+from clarinet.cli import main  # noqa: E402
+
+
+def cli_train(data, out, *extra):
+    return main(["train-text2wave", "--data", str(data), "--out", str(out), "--preset", "text2wave-tiny",
+                 "--segment-samples", "200", "--batch-size", "4", "--warmup-steps", "0", "--backend", "reference",
+                 "--device", "cpu", "--no-progress", "--log-every", "1", *extra])
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("t2w")
+    assert cli_train(corpus, out, "--steps", "2", "--ckpt-every", "2") == 0
+    return out
+
+
+def test_cli_train_and_resume(corpus, tiny_ckpt, capsys):
+    import json
+
+    assert [s for s, _ in ck.list_checkpoints(tiny_ckpt)] == [2]
+    assert cli_train(corpus, tiny_ckpt, "--steps", "3") == 0  # resumes from step 2
+    assert [s for s, _ in ck.list_checkpoints(tiny_ckpt)] == [2, 3]
+    records = [json.loads(x) for x in (tiny_ckpt / "train-log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert "step 3:" in capsys.readouterr().out
+    # positional DATA_DIR works too, and a bad setting is a clear error
+    assert main(["train-text2wave", str(corpus), "--out", str(tiny_ckpt / "x"), "--preset", "nope",
+                 "--no-progress"]) == 2
+    assert "preset" in capsys.readouterr().err
+
+
+def wav_info(path):
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return info.samplerate, info.frames, info.subtype
+
+
+def test_cli_synthesize(trained, tiny_ckpt, tmp_path, capsys):
+    out = tmp_path / "out.wav"
+    assert main(["synthesize", "--checkpoint", str(trained.checkpoint), "--text", "abc h", "-o", str(out),
+                 "--no-progress"]) == 0
+    sr, frames, subtype = wav_info(out)
+    # the toy corpus says 3 frames per character: 15 frames (750 samples); r = 3 frames per step
+    assert sr == 4000 and subtype == "PCM_16" and frames % 50 == 0 and 12 * 50 <= frames <= 18 * 50, frames
+    assert "wrote" in capsys.readouterr().out
+    ckpt = ck.latest_checkpoint(tiny_ckpt)
+    # several utterances: numbered files beside OUT, or inside a folder
+    lines = tmp_path / "lines.txt"
+    lines.write_text("ab\n\nbad\n")
+    assert main(["synthesize", "--checkpoint", str(ckpt), "--text-file", str(lines), "-o", str(tmp_path / "u.wav"),
+                 "--max-frames", "6", "--no-progress"]) == 0
+    assert (tmp_path / "u-1.wav").is_file() and (tmp_path / "u-2.wav").is_file()
+    folder = tmp_path / "many"
+    assert main(["synthesize", "--checkpoint", str(ckpt), "--text-file", str(lines), "-o", str(folder) + "/",
+                 "--max-frames", "6", "--no-progress", "--plot", str(tmp_path / "plots") + "/"]) in (0,)
+    assert sorted(p.name for p in folder.iterdir()) == ["1.wav", "2.wav"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["1.png", "2.png"]
+
+
+def test_cli_synthesize_plot(tiny_ckpt, tmp_path, capsys, monkeypatch):
+    import sys
+
+    ckpt = ck.latest_checkpoint(tiny_ckpt)
+    png = tmp_path / "a.png"
+    argv = ["synthesize", "--checkpoint", str(ckpt), "--text", "ab", "-o", str(tmp_path / "a.wav"), "--max-frames",
+            "6", "--no-progress", "--plot", str(png)]
+    pytest.importorskip("matplotlib")
+    assert main(argv) == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    png.unlink()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    assert main(argv) == 0 and not png.exists() and (tmp_path / "a.wav").is_file()
+    assert "--plot needs matplotlib" in capsys.readouterr().err
+
+
+def test_cli_synthesize_student(tiny_ckpt, tmp_path, capsys):
+    from clarinet.models import GaussianIAF
+
+    ckpt = ck.latest_checkpoint(tiny_ckpt)
+    model = ck.load_model(ckpt, "TextToWave")
+    student = GaussianIAF(flows=2, layers_per_flow=2, cycle=2, residual_channels=4, gate_channels=8, skip_channels=4,
+                          n_mels=model.cond_channels, upsample_strides=(5, 10))
+    ck.save_checkpoint(tmp_path / "s.pt", model=student, step=0)
+    assert main(["synthesize", "--checkpoint", str(ckpt), "--student", str(tmp_path / "s.pt"), "--text", "ab",
+                 "-o", str(tmp_path / "s.wav"), "--max-frames", "6", "--no-progress"]) == 0
+    assert wav_info(tmp_path / "s.wav")[0] == 4000
+    wrong = GaussianIAF(flows=1, layers_per_flow=1, cycle=1, n_mels=20, upsample_strides=(5, 10))
+    ck.save_checkpoint(tmp_path / "w.pt", model=wrong, step=0)
+    assert main(["synthesize", "--checkpoint", str(ckpt), "--student", str(tmp_path / "w.pt"), "--text", "ab",
+                 "-o", str(tmp_path / "w.wav"), "--no-progress"]) == 2
+    assert "distil it from this checkpoint" in capsys.readouterr().err
+
+
+def test_cli_synthesize_bad_input(tiny_ckpt, tmp_path, capsys):
+    from clarinet.models import GaussianWaveNet
+
+    ckpt = ck.latest_checkpoint(tiny_ckpt)
+    base = ["synthesize", "--checkpoint", str(ckpt), "-o", str(tmp_path / "x.wav"), "--no-progress",
+            "--max-frames", "6"]
+    assert main(base + ["--text", ""]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main(base + ["--text", "a" * 500]) == 2
+    assert "max_length" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="dropped"):
+        assert main(base + ["--text", "ab\u4e2d"]) == 0
+    ck.save_checkpoint(tmp_path / "wn.pt", model=GaussianWaveNet(layers=1, cycle=1), step=0)
+    argv = ["synthesize", "--checkpoint", str(tmp_path / "wn.pt"), "--text", "ab", "-o", str(tmp_path / "y.wav")]
+    assert main(argv) == 2
+    assert "expected a TextToWave checkpoint, found a GaussianWaveNet checkpoint" in capsys.readouterr().err
+    assert main(["synthesize", "--checkpoint", str(tmp_path / "none.pt"), "--text", "ab", "-o", "y.wav"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "y.wav").exists()
