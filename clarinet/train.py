@@ -565,9 +565,9 @@ def _comparable(config: dict) -> dict:
     return out
 
 
-def _check_model_audio(model, audio_cfg, what: str):
+def _check_model_audio(model, audio_cfg, what: str, mel_conditioned: bool = True):
     n_mels = model.config.get("n_mels")
-    if n_mels is not None and n_mels != audio_cfg.n_mels:
+    if mel_conditioned and n_mels is not None and n_mels != audio_cfg.n_mels:
         raise ConfigError(f"{what} has n_mels={n_mels} but the audio settings give {audio_cfg.n_mels} mel bands")
     hop = getattr(model, "hop_length", None)
     if hop is not None and hop != audio_cfg.hop_length:
@@ -597,25 +597,27 @@ class _JsonlLog:
 # the loop
 
 def _run(cfg: TrainConfig, *, command: str, model_cls, make_loss, audio_cfg, extra: dict,
-         setup_model=None, make_dataset=None, collate=None, model_args=None) -> TrainResult:
+         setup_model=None, make_dataset=None, collate=None, model_args=None, mel_conditioned=True) -> TrainResult:
     """Common loop. ``make_loss(model, audio, mel, step, dist) -> dict(loss=, ...)`` (0-D tensors).
 
     With ``make_dataset(cfg, audio_cfg) -> dataset`` and ``collate(items) -> dict`` (the text-to-wave
     data) the batch is a dict moved to the device whole and the call is
     ``make_loss(model, batch, step, dist)``; throughput counts the batch's ``audio_lengths``.
     ``model_args``: constructor arguments set by the command (over the config's ``model``).
+    ``mel_conditioned``: the model's ``n_mels`` must match the audio's mel bands (False for a student
+    conditioned on a text-to-wave model's bridge-net).
     """
     dist = _setup_distributed(cfg.device)
     try:
         return _run_inner(cfg, dist, command=command, model_cls=model_cls, make_loss=make_loss,
                           audio_cfg=audio_cfg, extra=extra, setup_model=setup_model, make_dataset=make_dataset,
-                          collate=collate, model_args=model_args)
+                          collate=collate, model_args=model_args, mel_conditioned=mel_conditioned)
     finally:
         dist.close()
 
 
 def _run_inner(cfg, dist: _Dist, *, command, model_cls, make_loss, audio_cfg, extra, setup_model,
-               make_dataset=None, collate=None, model_args=None):
+               make_dataset=None, collate=None, model_args=None, mel_conditioned=True):
     from tqdm.auto import tqdm
 
     device = dist.device
@@ -625,7 +627,7 @@ def _run_inner(cfg, dist: _Dist, *, command, model_cls, make_loss, audio_cfg, ex
         ckpt_lib.remove_temp_files(out)
     dataset = _dataset(cfg, audio_cfg) if make_dataset is None else make_dataset(cfg, audio_cfg)
     model = _build_model(model_cls, cfg, model_args)
-    _check_model_audio(model, audio_cfg, f"the {model_cls.__name__} model")
+    _check_model_audio(model, audio_cfg, f"the {model_cls.__name__} model", mel_conditioned)
     if setup_model is not None:
         setup_model(model, dist)
 
@@ -853,7 +855,11 @@ def load_teacher(path, *, backend: str = "auto", device="cpu"):
 
 
 def train_student(config) -> TrainResult:
-    """Distil a :class:`clarinet.models.GaussianIAF` from a trained teacher checkpoint (``config.teacher``).
+    """Distil a :class:`clarinet.models.GaussianIAF` from a trained teacher checkpoint (``config.teacher``): a
+    :class:`~clarinet.models.GaussianWaveNet`, or a :class:`~clarinet.models.TextToWave` whose vocoder is
+    then the teacher and whose bridge-net output (teacher-forced on the corpus's text and mel) conditions
+    both (the student's ``n_mels`` = the model's ``cond_channels``, set automatically; the data is then an
+    LJSpeech-layout folder).
 
     The teacher is loaded with its EMA weights when present, frozen (eval mode, ``requires_grad=False``)
     and never modified; the student is trained on :func:`clarinet.losses.distillation_loss` with one
@@ -866,6 +872,12 @@ def train_student(config) -> TrainResult:
     cfg = _as_config(config, StudentConfig)
     if not Path(cfg.teacher).exists():
         raise ConfigError(f"teacher: checkpoint {cfg.teacher!r} does not exist")
+    try:
+        kind = ckpt_lib.load_checkpoint(cfg.teacher)["kind"]
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"teacher: {e}") from None
+    if kind == "TextToWave":
+        return _train_student_text2wave(cfg)
     teacher, info = load_teacher(cfg.teacher, backend=cfg.backend)
     teacher_audio = ((info.get("extra") or {}).get("audio")) or dataclasses.asdict(AudioConfig())
     if cfg.audio:
@@ -975,3 +987,77 @@ def train_text2wave(config) -> TrainResult:
     return _run(cfg, command="train-text2wave", model_cls=TextToWave, make_loss=make_loss, audio_cfg=audio_cfg,
                 extra={"audio": dataclasses.asdict(audio_cfg)}, make_dataset=make_dataset, collate=collate,
                 model_args={"audio": dataclasses.asdict(audio_cfg), "vocabulary": vocab.config()})
+
+
+def _train_student_text2wave(cfg: StudentConfig) -> TrainResult:
+    """Distillation from a :class:`~clarinet.models.TextToWave` checkpoint (see :func:`train_student`)."""
+    import torch.nn.functional as F
+
+    from . import losses
+    from .models import GaussianIAF, TextToWave
+
+    ckpt = ckpt_lib.load_checkpoint(cfg.teacher)
+    t2w = TextToWave(**{**ckpt["config"], "backend": cfg.backend})
+    t2w.load_state_dict(ckpt_lib.model_state(ckpt, ema=True))
+    t2w.eval().requires_grad_(False)
+    audio_cfg = t2w.audio_config
+    teacher_audio = dataclasses.asdict(audio_cfg)
+    if cfg.audio:
+        conflicts = {k: (v, teacher_audio.get(k)) for k, v in cfg.audio.items() if teacher_audio.get(k) != v}
+        if conflicts:
+            raise ConfigError(f"audio: the student must use its teacher's audio settings; (given, teacher's): "
+                              f"{conflicts}")
+    model_args = {"n_mels": t2w.cond_channels, "upsample_strides": tuple(t2w.config["upsample_strides"])}
+    for k, v in model_args.items():
+        given = cfg.model.get(k)
+        if given is not None and (tuple(given) if isinstance(given, list) else given) != v:
+            raise ConfigError(f"model: {k}={given!r}, but a student of the text-to-wave model {cfg.teacher!r} is "
+                              f"conditioned on its bridge-net output ({k}={v!r})")
+    hop = t2w.hop_length
+    if cfg.segment_samples % hop:
+        raise ConfigError(f"segment_samples: {cfg.segment_samples} is not a multiple of the hop length ({hop})")
+    seg_frames = cfg.segment_samples // hop
+
+    def make_dataset(cfg, audio_cfg):
+        from .data import TextAudioDataset
+
+        root = Path(cfg.data_dir)
+        if not root.is_dir():
+            raise ConfigError(f"data folder {str(root)!r} does not exist or is not a folder")
+        try:
+            return TextAudioDataset(root, cfg=audio_cfg, vocab=t2w.vocab, max_text_length=t2w.max_text_length,
+                                    cache_dir=cfg.cache_dir)
+        except (FileNotFoundError, ValueError) as e:
+            raise ConfigError(f"data folder {str(root)!r}: {e}") from None
+
+    collate = _TextCollate(seg_frames, t2w.reduction_factor, math.log(audio_cfg.log_floor), cfg.seed)
+
+    def setup_model(student, dist):
+        t2w.to(dist.device)
+
+    def make_loss(student, batch, step, dist):
+        with torch.no_grad():
+            cond = t2w(batch["text"], batch["mel"], text_lengths=batch["text_lengths"],
+                       mel_lengths=batch["mel_lengths"])["cond"]
+            segs = []
+            for b in range(cond.shape[0]):
+                c = cond[b, :, int(batch["segment_start"][b]):][:, :seg_frames]
+                segs.append(F.pad(c, (0, seg_frames - c.shape[-1])))
+            cond = torch.stack(segs)
+        audio = batch["segment_audio"]
+        g = torch.Generator(device=audio.device)
+        g.manual_seed((cfg.seed * 1_000_003 + step) * 4099 + dist.rank)
+        noise = torch.randn(audio.shape, generator=g, device=audio.device, dtype=audio.dtype)
+        return losses.distillation_loss(student, t2w.vocoder, audio, cond, kl_weight=cfg.kl_weight,
+                                        stft_weight=cfg.stft_weight, reg_weight=cfg.reg_weight,
+                                        log_scale_min=cfg.log_scale_min, kind=cfg.kind, noise=noise,
+                                        audio_config=audio_cfg)
+
+    used_ema = bool((ckpt.get("ema") or {}).get("shadow"))
+    extra = {"audio": teacher_audio,
+             "teacher": {"path": os.path.abspath(cfg.teacher), "kind": "TextToWave", "step": int(ckpt["step"]),
+                         "config": ckpt["config"], "used_ema": used_ema}}
+    del ckpt
+    return _run(cfg, command="train-student", model_cls=GaussianIAF, make_loss=make_loss, audio_cfg=audio_cfg,
+                extra=extra, setup_model=setup_model, make_dataset=make_dataset, collate=collate,
+                model_args=model_args, mel_conditioned=False)

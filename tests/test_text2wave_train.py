@@ -243,3 +243,37 @@ def test_cli_synthesize_bad_input(tiny_ckpt, tmp_path, capsys):
     assert main(["synthesize", "--checkpoint", str(tmp_path / "none.pt"), "--text", "ab", "-o", "y.wav"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "y.wav").exists()
+
+
+def test_train_student_from_text2wave(corpus, trained, tmp_path, capsys):
+    """train-student accepts a TextToWave teacher: the IAF is conditioned on its bridge-net output."""
+    out = tmp_path / "student"
+    argv = ["train-student", str(corpus), "--teacher", str(trained.checkpoint), "--out", str(out),
+            "--flows", "2", "--layers-per-flow", "2", "--cycle", "2", "--residual-channels", "4",
+            "--gate-channels", "8", "--skip-channels", "4", "--segment-samples", "200", "--batch-size", "4",
+            "--steps", "3", "--warmup-steps", "0", "--backend", "reference", "--device", "cpu", "--no-progress",
+            "--log-every", "1"]
+    assert main(argv) == 0
+    ckpt = ck.load_checkpoint(ck.latest_checkpoint(out))
+    assert ckpt["kind"] == "GaussianIAF" and ckpt["config"]["n_mels"] == trained.model.cond_channels
+    assert ckpt["extra"]["teacher"]["kind"] == "TextToWave"
+    import json
+
+    log = [json.loads(x) for x in (out / "train-log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3] and all(math.isfinite(r["kl"]) for r in log)
+    wav = tmp_path / "s.wav"
+    assert main(["synthesize", "--checkpoint", str(trained.checkpoint), "--student", str(ck.latest_checkpoint(out)),
+                 "--text", "abc", "-o", str(wav), "--no-progress"]) == 0
+    assert wav_info(wav)[0] == 4000
+    capsys.readouterr()
+    assert main(argv[:-2] + ["--steps", "4", "--log-every", "1", "--out", str(tmp_path / "bad")] +
+                ["--config", str(_json(tmp_path, {"model": {"n_mels": 20}}))]) == 2
+    assert "conditioned on its bridge-net output" in capsys.readouterr().err
+
+
+def _json(tmp_path, obj):
+    import json
+
+    p = tmp_path / "cfg.json"
+    p.write_text(json.dumps(obj))
+    return p
