@@ -277,3 +277,36 @@ def _json(tmp_path, obj):
     p = tmp_path / "cfg.json"
     p.write_text(json.dumps(obj))
     return p
+
+
+def test_ddp_two_processes_end_with_equal_weights(corpus, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    settings = dict(data_dir=str(corpus), out_dir=str(out), preset="text2wave-tiny", segment_samples=200,
+                    batch_size=2, steps=3, warmup_steps=0, log_every=3, ckpt_every=3, backend="reference",
+                    device="cpu", progress=False)
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, torch
+        from clarinet.train import train_text2wave
+        result = train_text2wave({settings!r})
+        torch.save(result.model.state_dict(), os.path.join({str(out)!r}, "final-rank" + os.environ["RANK"] + ".pt"))
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), str(script)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    w0 = torch.load(out / "final-rank0.pt", weights_only=True)
+    w1 = torch.load(out / "final-rank1.pt", weights_only=True)
+    assert all(torch.equal(w0[k], w1[k]) for k in w0), "the two processes ended with different weights"
+    ckpt = ck.load_checkpoint(out / "step-000003.pt")
+    assert ckpt["kind"] == "TextToWave" and ckpt["extra"]["world_size"] == 2
