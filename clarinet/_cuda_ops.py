@@ -289,11 +289,30 @@ def _sampler_weights(packed, device: torch.device, dtype: torch.dtype, plan):
     return hit
 
 
+def _ring_views(packed, ring: torch.Tensor, state: torch.Tensor):
+    """Per layer: (the kernel ring's (B, (K-1)*d, R) view, the state's (B, (K-1)*d, R) view)."""
+    c = packed.config
+    R, K = c["R"], c["K"]
+    Rp = (R + 3) // 4 * 4
+    out, ro, so = [], 0, 1
+    for d in c["dilations"]:
+        n = (K - 1) * d
+        out.append((ring[:, ro : ro + n * Rp].unflatten(1, (n, Rp))[:, :, :R], state[:, so : so + n * R].unflatten(1, (n, R))))
+        ro += n * Rp
+        so += n * R
+    return out
+
+
 def wavenet_sample_run(packed, h: torch.Tensor, src: torch.Tensor, forced: bool, x: torch.Tensor, mean: torch.Tensor,
-                       log_scale: torch.Tensor, temperature: float, log_scale_min: float, chunk: int) -> None:
+                       log_scale: torch.Tensor, temperature: float, log_scale_min: float, chunk: int, *,
+                       state: torch.Tensor | None = None, step0: int = 0) -> None:
     """Fills ``x``, ``mean``, ``log_scale`` (float32 (B, T) contiguous) by incremental sampling over ``h``
     (B, C, T) with the persistent CUDA sampler; ``src`` (B, T) is the noise, or the audio when ``forced``.
-    Equivalent to ``clarinet.ops.wavenet_sample.wavenet_sample_ref``."""
+
+    ``state``: None (silence before step 0) or the carried state of ``clarinet.ops.wavenet_sample``
+    (contiguous float32 ``(B, packed.state_size)``: the input of the next step, then every layer's
+    ring ``((K-1)*d, R)`` with step s in slot s % ((K-1)*d)) at clock ``step0``; read at the start
+    and rewritten at the end. Equivalent to ``clarinet.ops.wavenet_sample.wavenet_sample_ref``."""
     dev = _device_index(h)
     B, C, T = h.shape
     for name, t in (("x", x), ("mean", mean), ("log_scale", log_scale)):
@@ -301,6 +320,13 @@ def wavenet_sample_run(packed, h: torch.Tensor, src: torch.Tensor, forced: bool,
             raise ValueError(f"{name}: expected a contiguous float32 ({B}, {T}) tensor on {h.device}")
     if src.dtype != h.dtype or tuple(src.shape) != (B, T) or src.device != h.device:
         raise ValueError(f"src: expected a ({B}, {T}) {h.dtype} tensor on {h.device}")
+    if state is not None:
+        want = (B, packed.state_size)
+        if (state.dtype != torch.float32 or tuple(state.shape) != want or not state.is_contiguous()
+                or state.device != h.device):
+            raise ValueError(f"state: expected a contiguous float32 {want} tensor on {h.device}")
+    if isinstance(step0, bool) or not isinstance(step0, int) or step0 < 0:
+        raise ValueError(f"step0: expected an int >= 0, got {step0!r}")
     if B == 0 or T == 0:
         return
     plan = _sampler_plan(packed, h, B)
@@ -312,10 +338,19 @@ def wavenet_sample_run(packed, h: torch.Tensor, src: torch.Tensor, forced: bool,
     LG = len(dil) * G
     cs = max(1, min(int(chunk), T, _SAMPLER_COND_BYTES // (4 * B * LG)))
     ring = torch.zeros(B, plan.ring_per_batch, dtype=torch.float32, device=device)  # the zero history
+    prev = None
+    if state is not None:
+        for r, st in _ring_views(packed, ring, state):
+            r.copy_(st)
+        prev = state[:, 0].contiguous()
     cond = _empty((B, cs, LG), torch.float32, device)
     _cuda.wavenet_sample_run(
         R, G, S, K, C_, list(dil), plan, h.data_ptr(), src.data_ptr(), x.data_ptr(), mean.data_ptr(),
         log_scale.data_ptr(), wpack.data_ptr(), wpack.numel(), fpack.data_ptr(), fpack.numel(), wcond.data_ptr(),
         wcond.numel(), bcond.data_ptr(), bcond.numel(), ring.data_ptr(), ring.numel(), cond.data_ptr(), cond.numel(),
-        B, T, cs, tuple(h.stride()), tuple(src.stride()), bool(forced), float(temperature), float(log_scale_min),
-        _dtype_code(h), dev, _stream(dev))
+        0 if prev is None else prev.data_ptr(), int(step0), B, T, cs, tuple(h.stride()), tuple(src.stride()),
+        bool(forced), float(temperature), float(log_scale_min), _dtype_code(h), dev, _stream(dev))
+    if state is not None:
+        for r, st in _ring_views(packed, ring, state):
+            st.copy_(r)
+        state[:, 0] = x[:, T - 1]

@@ -240,6 +240,18 @@ PYBIND11_MODULE(_cuda, m) {
       "1/2/4/8/16; max_resident: -1 auto, else at most that many layers in shared memory.");
 
   m.def(
+      "wavenet_sampler_layout",
+      [](std::int64_t res_channels, std::int64_t gate_channels, std::int64_t skip_channels, std::int64_t kernel_size,
+         std::int64_t cond_channels, const std::vector<std::int64_t>& dilations, int dtype, int cluster) {
+        return cc::wavenet_sampler_layout(
+            sampler_dims(res_channels, gate_channels, skip_channels, kernel_size, cond_channels, dilations), dtype,
+            cluster);
+      },
+      py::arg("res_channels"), py::arg("gate_channels"), py::arg("skip_channels"), py::arg("kernel_size"),
+      py::arg("cond_channels"), py::arg("dilations"), py::arg("dtype"), py::arg("cluster"),
+      "The packed sizes of the CUDA sampler for a cluster of `cluster` CTAs (no device query; ok is False).");
+
+  m.def(
       "wavenet_sample_run",
       [](std::int64_t res_channels, std::int64_t gate_channels, std::int64_t skip_channels, std::int64_t kernel_size,
          std::int64_t cond_channels, const std::vector<std::int64_t>& dilations, const cc::WavenetSamplerPlan& plan,
@@ -247,9 +259,9 @@ PYBIND11_MODULE(_cuda, m) {
          std::uintptr_t wpack, std::int64_t wpack_numel, std::uintptr_t fpack, std::int64_t fpack_numel,
          std::uintptr_t wcond, std::int64_t wcond_numel, std::uintptr_t bcond, std::int64_t bcond_numel,
          std::uintptr_t ring, std::int64_t ring_numel, std::uintptr_t cond, std::int64_t cond_numel,
-         std::int64_t batch, std::int64_t time, std::int64_t chunk, const Strides3& stride_h,
-         const Strides2& stride_src, bool forced, float temperature, float log_scale_min, int dtype, int device,
-         std::uintptr_t stream) {
+         std::uintptr_t prev, std::int64_t step0, std::int64_t batch, std::int64_t time, std::int64_t chunk,
+         const Strides3& stride_h, const Strides2& stride_src, bool forced, float temperature, float log_scale_min,
+         int dtype, int device, std::uintptr_t stream) {
         cc::WavenetSampleArgs a;
         a.h = h;
         a.src = src;
@@ -268,6 +280,8 @@ PYBIND11_MODULE(_cuda, m) {
         a.ring_numel = ring_numel;
         a.cond = cond;
         a.cond_numel = cond_numel;
+        a.prev = prev;
+        a.step0 = step0;
         a.batch = batch;
         a.time = time;
         a.chunk = chunk;
@@ -284,10 +298,12 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("cond_channels"), py::arg("dilations"), py::arg("plan"), py::arg("h"), py::arg("src"), py::arg("x_out"),
       py::arg("mean_out"), py::arg("ls_out"), py::arg("wpack"), py::arg("wpack_numel"), py::arg("fpack"),
       py::arg("fpack_numel"), py::arg("wcond"), py::arg("wcond_numel"), py::arg("bcond"), py::arg("bcond_numel"),
-      py::arg("ring"), py::arg("ring_numel"), py::arg("cond"), py::arg("cond_numel"), py::arg("batch"),
+      py::arg("ring"), py::arg("ring_numel"), py::arg("cond"), py::arg("cond_numel"), py::arg("prev"),
+      py::arg("step0"), py::arg("batch"),
       py::arg("time"), py::arg("chunk"), py::arg("stride_h"), py::arg("stride_src"), py::arg("forced"),
       py::arg("temperature"), py::arg("log_scale_min"), py::arg("dtype"), py::arg("device"), py::arg("stream"),
       "Incremental WaveNet sampling over packed weights (layout in csrc/cuda/clarinet_cuda.h): per chunk the "
       "conditioning kernel and one persistent cluster kernel. h (B, C, T) and src (B, T) in the weight dtype "
-      "(strides in elements); x_out, mean_out, ls_out float32 (B, T) contiguous; ring float32 zeroed.");
+      "(strides in elements); x_out, mean_out, ls_out float32 (B, T) contiguous; ring float32 (zeros, or a "
+      "carried state at clock step0 with prev the input of the first step; prev 0: silence).");
 }

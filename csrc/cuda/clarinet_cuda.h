@@ -150,7 +150,9 @@ struct WavenetSamplerDims {
 //   fpack float32 (fpack_elems): w_in (R) | b_in (R) | b_out2 (2) | b_out1 padded to N * S1.
 //   wcond (C, layers*G) in the weight dtype: [c, l*G + g] = w_cond of layer l; bcond float32
 //   (layers*G): b_dil of every layer.
-//   ring: float32 (B, ring_per_batch) zeroed; cond: float32 workspace >= B * min(chunk, T) * layers*G.
+//   ring: float32 (B, ring_per_batch): per layer ((K-1)*d, Rp) rows, Rp = R rounded up to 4, slot of
+//   step s at s % ((K-1)*d); zeros (silence) or a carried state. cond: float32 workspace
+//   >= B * min(chunk, T) * layers*G.
 struct WavenetSamplerPlan {
   bool ok = false;
   std::string reason;
@@ -174,6 +176,10 @@ struct WavenetSamplerPlan {
 WavenetSamplerPlan wavenet_sampler_plan(const WavenetSamplerDims& dims, int dtype, std::int64_t batch, int device,
                                         int force_cluster, int force_resident);
 
+// The packed sizes for a cluster of `cluster` CTAs without any device query (ok == false; the
+// launch fields are zero): for packing and checking the layout on a machine without a GPU.
+WavenetSamplerPlan wavenet_sampler_layout(const WavenetSamplerDims& dims, int dtype, int cluster);
+
 struct WavenetSampleArgs {
   // pointers (device addresses)
   std::uintptr_t h = 0;        // (B, C, T) weight dtype, any strides
@@ -181,10 +187,12 @@ struct WavenetSampleArgs {
   std::uintptr_t x_out = 0, mean_out = 0, ls_out = 0;  // (B, T) float32 contiguous
   std::uintptr_t wpack = 0, fpack = 0, wcond = 0, bcond = 0;  // packed, see WavenetSamplerPlan
   std::uintptr_t ring = 0, cond = 0;                          // float32 workspaces
+  std::uintptr_t prev = 0;  // float32 (B,): the input of step 0 (carried state), 0: silence
   // sizes of the buffers, in elements (checked)
   std::int64_t wpack_numel = 0, fpack_numel = 0, wcond_numel = 0, bcond_numel = 0, ring_numel = 0, cond_numel = 0;
   // sizes
   std::int64_t batch = 0, time = 0, chunk = 0;
+  std::int64_t step0 = 0;  // absolute step of t = 0: ring slot of step t is (step0 + t) % ((K-1) * d)
   // strides (elements)
   std::int64_t stride_h_b = 0, stride_h_c = 0, stride_h_t = 0;
   std::int64_t stride_src_b = 0, stride_src_t = 0;

@@ -121,8 +121,10 @@ struct SamplerParams {
   const float* __restrict__ fpack;  // w_in (R) | b_in (R) | b2 (2) | b1 padded (N * S1)
   const float* __restrict__ cond;   // (B, cond_stride_b): [b][n][l*G + gate] for steps t0 + n
   float* ring;                      // (B, ring_stride_b): [b][ring_off[l] + slot * Rp + r]
+  const float* __restrict__ prev;   // (B,): the input of step 0 (a carried state), or null (silence)
   // sizes
   int64_t batch, time, t0, t1;      // the chunk is steps [t0, t1)
+  int64_t clock0;                   // absolute step of t = 0 (ring slots are (clock0 + t) % ((K-1) d))
   int64_t cond_stride_b, ring_stride_b;
   int64_t h1_elems, head_elems, wa_elems, layer_elems, rank_elems;
   int R, Rp, G, G2, S, Sp, K, L, g, S1, XW;
@@ -271,7 +273,7 @@ __global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const Sam
         const int k = i / (nb * q4);
         const int rem = i - k * nb * q4;
         const int b = rem / q4, q = rem - b * q4;
-        const int64_t slot = mod_pos(t - static_cast<int64_t>(K - 1 - k) * d, Lr);
+        const int64_t slot = mod_pos(p.clock0 + t - static_cast<int64_t>(K - 1 - k) * d, Lr);
         const float* gsrc = p.ring + (b0 + b) * p.ring_stride_b + p.ring_off[l] + slot * Rp + 4 * q;
         cp_async16(tap + buf * tap_buf + (k * BG + b) * Rp + 4 * q, gsrc);
       }
@@ -279,7 +281,7 @@ __global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const Sam
     // x_l(t) (in xcur) -> its ring slot; each CTA writes the channels r with r % N == rank
     auto write_ring = [&](int l, int64_t t) {
       if (K < 2) return;
-      const int64_t slot = t % (static_cast<int64_t>(K - 1) * p.dil[l]);
+      const int64_t slot = (p.clock0 + t) % (static_cast<int64_t>(K - 1) * p.dil[l]);
       for (int i = tid; i < nb * R; i += kSThreads) {
         const int b = i / R, r = i - b * R;
         if (r % N == rank) __stcg(p.ring + (b0 + b) * p.ring_stride_b + p.ring_off[l] + slot * Rp + r, xcur[b * Rp + r]);
@@ -290,7 +292,15 @@ __global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const Sam
     for (int i = tid; i < 2 * tap_buf; i += kSThreads) tap[i] = 0.f;
     if (tid < BG) {
       const int b = tid;
-      xt_s[b] = (b < nb && p.t0 > 0) ? p.x_out[(b0 + b) * p.time + p.t0 - 1] : 0.f;
+      float xp = 0.f;
+      if (b < nb) {
+        if (p.t0 > 0) {
+          xp = p.x_out[(b0 + b) * p.time + p.t0 - 1];
+        } else if (p.prev != nullptr) {
+          xp = p.prev[b0 + b];
+        }
+      }
+      xt_s[b] = xp;
     }
     __syncthreads();
     for (int i = tid; i < BG * Rp; i += kSThreads) {
@@ -709,6 +719,30 @@ std::string shape_limits(const WavenetSamplerDims& d) {
 
 }  // namespace
 
+WavenetSamplerPlan wavenet_sampler_layout(const WavenetSamplerDims& d, int dtype, int cluster) {
+  const std::string op = "wavenet_sampler_layout: ";
+  check_dims(d, op);
+  check_arg(dtype == kFloat32 || dtype == kFloat16 || dtype == kBFloat16,
+            op + "dtype code must be 0, 1 or 2, got " + std::to_string(dtype));
+  check_arg(cluster == 1 || cluster == 2 || cluster == 4 || cluster == 8 || cluster == 16,
+            op + "cluster must be 1, 2, 4, 8 or 16, got " + std::to_string(cluster));
+  const Layout o = make_layout(d, dtype, cluster);
+  WavenetSamplerPlan plan;
+  plan.reason = "layout only (no device was queried)";
+  plan.cluster = cluster;
+  plan.gate_per_cta = o.g;
+  plan.skip_per_cta = o.s1;
+  plan.rank_elems = o.rank_elems;
+  plan.head_elems = o.head_elems;
+  plan.head1_elems = o.h1_elems;
+  plan.wa_elems = o.wa_elems;
+  plan.layer_elems = o.layer_elems;
+  plan.fpack_elems = o.fpack_elems;
+  plan.ring_per_batch = o.ring_per_batch;
+  plan.dtype = dtype;
+  return plan;
+}
+
 WavenetSamplerPlan wavenet_sampler_plan(const WavenetSamplerDims& d, int dtype, int64_t batch, int device,
                                         int force_cluster, int force_resident) {
   const std::string op = "wavenet_sampler_plan: ";
@@ -891,6 +925,8 @@ void wavenet_sample_run(const WavenetSamplerDims& d, const WavenetSampleArgs& a,
                                              std::to_string(B * cs * LG) + " float32 elements, got " +
                                              std::to_string(a.cond_numel));
   check_arg(a.wpack % 16 == 0 && a.ring % 16 == 0, op + "packed weights and ring workspace must be 16-byte aligned");
+  check_arg(a.step0 >= 0, op + "step0 must be >= 0, got " + std::to_string(a.step0));
+  check_arg(a.prev % 4 == 0, op + "prev must be float32-aligned");
   check_arg(a.fpack % 4 == 0 && a.bcond % 4 == 0 && a.cond % 4 == 0 && a.x_out % 4 == 0 && a.mean_out % 4 == 0 &&
                 a.ls_out % 4 == 0,
             op + "float32 buffers must be 4-byte aligned");
@@ -930,6 +966,8 @@ void wavenet_sample_run(const WavenetSamplerDims& d, const WavenetSampleArgs& a,
     sp.fpack = reinterpret_cast<const float*>(a.fpack);
     sp.cond = reinterpret_cast<const float*>(a.cond);
     sp.ring = reinterpret_cast<float*>(a.ring);
+    sp.prev = reinterpret_cast<const float*>(a.prev);
+    sp.clock0 = a.step0;
     sp.batch = B;
     sp.time = T;
     sp.cond_stride_b = cs * LG;
