@@ -74,9 +74,11 @@ def unsupported_reason(backend: str, op: str, device: torch.device, dtype: torch
             return ("backend='cuda' has only the inference forward of wavenet_layer; use backend='triton' "
                     "(or run under torch.no_grad())")
     try:
-        load(backend, op)
+        mod = load(backend, op)
     except RuntimeError as exc:
         return str(exc)
+    if not any(hasattr(mod, f"{op}{suffix}") for suffix in ("_fwd", "_run")):
+        return f"backend={backend!r} has no {op} kernel"
     return None
 
 

@@ -22,7 +22,16 @@ from typing import Callable
 import torch
 
 from . import __version__, _backend
-from .ops import gaussian_kl, gaussian_kl_ref, gaussian_nll, gaussian_nll_ref, wavenet_layer, wavenet_layer_ref
+from .ops import (
+    gaussian_kl,
+    gaussian_kl_ref,
+    gaussian_nll,
+    gaussian_nll_ref,
+    iaf_flow_head,
+    iaf_flow_head_ref,
+    wavenet_layer,
+    wavenet_layer_ref,
+)
 from .testing import mismatch
 
 BENCH_BACKENDS = ("reference", "compile", "triton", "cuda", "cpp")
@@ -38,14 +47,14 @@ SAMPLING_PRESETS = {"ar_sampling": ("teacher-small", "teacher"), "iaf_sampling":
 SAMPLING_SIZES = {
     "ar_sampling": {"full": (24000, ((4, 4800), (16, 4800), (64, 4800), (128, 2400))),
                     "small": (24000, ((2, 2400), (4, 2400))),
-                    "tiny": (600, ((2, 300),))},
+                    "tiny": (300, ((2, 300),))},
     "iaf_sampling": {"full": (240000, ((4, 24000), (16, 24000), (64, 24000))),
                      "small": (4800, ((2, 2400), (4, 2400))),
-                     "tiny": (600, ((2, 300),))},
+                     "tiny": (300, ((2, 300),))},
 }
 REFERENCE_SAMPLES = 1200  # the eager AR reference is slow: timed over this stretch, rate extrapolated
 SAMPLE_RATE = 24000
-OPS = ("wavenet_layer", "gaussian_nll", "gaussian_kl", *STEP_PRESETS, *SAMPLING_PRESETS)
+OPS = ("wavenet_layer", "gaussian_nll", "gaussian_kl", "iaf_flow_head", *STEP_PRESETS, *SAMPLING_PRESETS)
 PASSES = ("fwd", "fwd+bwd")
 
 # layer shapes of the reference configurations (shared/PERF.md); C = 80 mel bands
@@ -105,6 +114,14 @@ def _loss_case(op: str, mode: str, dtype: torch.dtype, B: int, T: int, item: int
     return Case(op, "loss", mode, dtype, dict(B=B, T=T), 36.0 * n, 3 * n_in * n * item)
 
 
+def _head_case(dtype: torch.dtype, B: int, T: int, item: int) -> Case:
+    """The student's flow head + composition (inference): S x S and 2 x S products per sample."""
+    S = CONFIGS["student"]["S"]
+    flops = 2.0 * B * T * (S * S + 2 * S)
+    return Case("iaf_flow_head", "student", "fwd", dtype, dict(B=B, T=T, S=S), flops,
+                B * T * (S + 2) * item + (S * S + 3 * S + 2) * item)  # skips and z in, z out; weights
+
+
 def _model_weights(model) -> int:
     """Weights of the model's WaveNet stacks: each is one multiply-add per sample in the forward."""
     from .models.wavenet import WaveNetStack
@@ -138,6 +155,9 @@ def cases(ops=OPS, configs=tuple(CONFIGS), modes=PASSES, dtype=torch.float16, si
             elif op in STEP_PRESETS:  # float32 training steps (a 16-bit model would need its own recipe)
                 if mode == "fwd+bwd":
                     out += [_step_case(op, preset, *STEP_SIZES[size]) for preset in STEP_PRESETS[op] if preset in configs]
+            elif op == "iaf_flow_head":
+                if mode == "fwd" and "student" in configs:
+                    out.append(_head_case(dtype, B, T, item))
             elif op == "wavenet_layer":
                 out += [_layer_case(config, mode, dtype, B, T, item) for config in configs if config in LAYER_CONFIGS]
             else:  # the losses have no configuration
@@ -163,6 +183,10 @@ def make_inputs(case: Case, device) -> dict:
             w_skip=rnd(S, G // 2, scale=(G // 2) ** -0.5), b_skip=rnd(S, scale=0.1),
             h=rnd(B, C, T), w_cond=rnd(G, C, scale=C**-0.5),
         )
+    if case.op == "iaf_flow_head":
+        B, T, S = s["B"], s["T"], s["S"]
+        return dict(skips=rnd(B, S, T, scale=2.0), w_out1=rnd(S, S, scale=S ** -0.5), b_out1=rnd(S, scale=0.1),
+                    w_out2=rnd(2, S, scale=0.3 * S ** -0.5), b_out2=rnd(2, scale=0.1), z=rnd(B, T))
     B, T = s["B"], s["T"]
     n = 3 if case.op == "gaussian_nll" else 4
     return {f"in{i}": rnd(B, T) for i in range(n)}
@@ -181,6 +205,13 @@ def _call(case: Case, backend: str) -> Callable:
             return f(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h=h, w_cond=w_cond)
 
         fn = layer
+    elif case.op == "iaf_flow_head":
+        f = iaf_flow_head_ref if backend in ("reference", "compile") else partial(iaf_flow_head, backend=backend)
+
+        def head(**ins):
+            return (f(*ins.values(), skip_scale=0.3),)
+
+        fn = head
     else:
         ref = gaussian_nll_ref if case.op == "gaussian_nll" else gaussian_kl_ref
         fast = gaussian_nll if case.op == "gaussian_nll" else gaussian_kl

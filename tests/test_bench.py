@@ -60,7 +60,7 @@ def test_wrong_answer_is_not_timed(monkeypatch):
 def test_triton_matches_in_bench_harness(monkeypatch):
     """The harness's own correctness check passes for the real kernels (forward and backward)."""
     monkeypatch.setattr(bench, "unavailable", lambda *a: None)
-    for case in bench.cases(ops=("wavenet_layer", "gaussian_nll", "gaussian_kl"), configs=("student",),
+    for case in bench.cases(ops=("wavenet_layer", "gaussian_nll", "gaussian_kl", "iaf_flow_head"), configs=("student",),
                             dtype=torch.float32, size="tiny"):
         rows = bench.run_case(case, ["triton"], torch.device("cpu"), min_time=0.0)
         assert rows[0]["status"] == "ok", rows[0]

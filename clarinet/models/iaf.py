@@ -104,6 +104,11 @@ class GaussianIAF(_PresetMixin, nn.Module):
                  temperature: float = 1.0, chunk: Optional[int] = None) -> torch.Tensor:
         """Audio ``(B, frames * hop)`` from ``z = temperature * noise`` (``noise`` ~ N(0, 1) if not given), in parallel.
 
+        Each flow is its stack's fused residual layers (:func:`clarinet.ops.wavenet_layer`) and then
+        one fused head-and-composition kernel (:func:`clarinet.ops.iaf_flow_head`: ReLU, 1x1, ReLU,
+        1x1 and ``z * exp(s) + mu`` in one pass). 16-bit inference: convert the model and the mel
+        (``model.half()`` / ``.bfloat16()``); products accumulate in float32.
+
         ``chunk``: generate ``chunk`` samples at a time, flow by flow, so that activation memory is
         bounded by the chunk (plus each flow's receptive field) instead of the utterance. Each chunk
         is computed with its flow's full left context and the mel frames around it, so the result
@@ -113,8 +118,10 @@ class GaussianIAF(_PresetMixin, nn.Module):
         z = noise * float(temperature)
         T = z.shape[-1]
         if chunk is None or chunk >= T:
-            x, _, _ = self(z, mel)
-            return x
+            h = self.upsampler(mel)
+            for i in range(len(self.flows)):
+                z = self._flow_sample(i, z, h)
+            return z
         chunk = _positive_int("chunk", chunk)
         x = z
         for i, flow in enumerate(self.flows):
@@ -122,10 +129,18 @@ class GaussianIAF(_PresetMixin, nn.Module):
             for s in range(0, T, chunk):
                 e = min(s + chunk, T)
                 a = max(0, s - flow.receptive_field)  # outputs >= s see no padding before a
-                mu, log_scale = self.flow_step(i, x[:, a:e], self._conditioning(mel, a, e))
-                out[:, s:e] = x[:, s:e] * torch.exp(log_scale[:, s - a:]) + mu[:, s - a:]
+                out[:, s:e] = self._flow_sample(i, x[:, a:e], self._conditioning(mel, a, e))[:, s - a:]
             x = out
         return x
+
+    def _flow_sample(self, i: int, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Flow ``i`` applied to ``z`` ``(B, T)``: ``z * exp(s_i) + mu_i`` (the fused head)."""
+        from ..ops import iaf_flow_head
+
+        flow = self.flows[i]
+        skips = flow.skips(shift_right(z)[:, None], h)
+        return iaf_flow_head(skips, flow.w_out1, flow.b_out1, flow.w_out2, flow.b_out2, z,
+                             skip_scale=flow.skip_scale, backend=flow.backend)
 
     def _conditioning(self, mel: torch.Tensor, start: int, end: int) -> torch.Tensor:
         """The upsampled conditioning of samples ``[start, end)`` (see ``ConditionUpsampler.forward_range``)."""

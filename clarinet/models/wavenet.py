@@ -286,13 +286,22 @@ class WaveNetStack(nn.Module):
         K = self.layers[0].w_dil.shape[-1]
         return 1 + (K - 1) * sum(self.dilations)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    @property
+    def skip_scale(self) -> float:
+        """The summed skips are scaled by ``sqrt(1 / layers)`` before the head."""
+        return math.sqrt(1.0 / len(self.layers))
+
+    def skips(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The summed skip outputs ``(B, S, T)`` (the head's input, before ``skip_scale``)."""
         x = _pointwise(x, self.w_in, self.b_in)
         skips = None
         for layer in self.layers:
             x, skip = layer(x, h, self.backend)
             skips = skip if skips is None else skips + skip
-        y = torch.relu(skips * math.sqrt(1.0 / len(self.layers)))
+        return skips
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.skips(x, h) * self.skip_scale)
         y = torch.relu(_pointwise(y, self.w_out1, self.b_out1))
         return _pointwise(y, self.w_out2, self.b_out2)
 
