@@ -143,6 +143,25 @@ def test_batch_sizes(ops, monkeypatch, B):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("K", [2, 3])
+def test_shallow_stacks(ops, monkeypatch, K, layers):
+    # one layer: the next step's layer-0 taps are fetched in the phase right after their write
+    m = model(K, seed=layers, layers=layers, cycle=layers)
+    x, mel = data(2, 8, seed=layers)
+    with torch.no_grad():
+        h = m.upsampler(mel)
+        mean_ref, ls_ref = m(x, mel)
+    p = pack_wavenet(m)
+    for config in ((0, -1), (2, 0)):
+        _configure(monkeypatch, ops, *config)
+        _skip_unless_supported(ops, p, h)
+        mean, ls = wavenet_sample(p, h, teacher_forcing=x, backend="cuda", chunk=13)
+        check(mean, mean_ref, torch.float32, f"mean layers={layers} config={config}")
+        check(ls, ls_ref, torch.float32, f"log_scale layers={layers} config={config}")
+
+
+@pytest.mark.gpu
 def test_group_loop_and_small_conditioning_workspace(ops, monkeypatch):
     # a workspace cap of 5 steps forces many chunks (the ring and x_{t-1} carried across launches);
     # B = 20 is split into batch groups however the plan chooses, and every element must be right

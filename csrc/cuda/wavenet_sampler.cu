@@ -36,8 +36,8 @@
 // element and layer (rows padded to Rp = R rounded up to 4, zeroed by the caller, which gives the
 // reference's zero history). x_l(t) is written (each CTA a disjoint slice of channels, st.global.cg)
 // when it is computed; the taps of layer l+1 are fetched with cp.async.cg (16-byte, L2 only: never
-// a stale L1 line) into a double-buffered shared tap tile while layer l computes, and waited for
-// before the barrier that ends layer l. A tap written by another CTA of the cluster was written at
+// a stale L1 line) into a double-buffered shared tap tile while layer l computes (those of layer 0
+// of the next step while the head computes), and waited for before the barrier that ends the phase. A tap written by another CTA of the cluster was written at
 // least one cluster barrier earlier (release/acquire at cluster scope covers global memory), and a
 // slot is overwritten only after every CTA has passed the barrier that follows its last read.
 //
@@ -337,14 +337,10 @@ __global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const Sam
 
       for (int l = 0; l < L; ++l) {
         const bool last = l == L - 1;
-        // taps of the next layer (or of layer 0 of the next step) while this one computes
-        if (K > 1) {
-          if (!last) {
-            prefetch_taps(l + 1, t, (use + 1) & 1);
-          } else if (t + 1 < p.t1) {
-            prefetch_taps(0, t + 1, (use + 1) & 1);
-          }
-        }
+        // taps of the next layer while this one computes (x_{l+1}(t - D), D >= 1: written at an earlier
+        // step, so at least one cluster barrier ago); layer 0 of the next step is fetched by the head,
+        // after the barrier that follows this step's write of x_0(t) (with one layer, in this very phase)
+        if (K > 1 && !last) prefetch_taps(l + 1, t, (use + 1) & 1);
         write_ring(l, t);
 
         const T* wl = (l < p.n_res ? w_s : w_rank) + p.head_elems + static_cast<int64_t>(l) * p.layer_elems;
@@ -423,7 +419,9 @@ __global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const Sam
         }
       }
 
-      // ---- head
+      // ---- head (taps of layer 0 for the next step fetched meanwhile, into the buffer last read two
+      // layers ago)
+      if (K > 1 && t + 1 < p.t1) prefetch_taps(0, t + 1, use & 1);
       {
         float* xr = xch + ((ph - 1) & 1) * BG * XW;
         for (int i = tid; i < BG * S; i += kSThreads) {
@@ -452,6 +450,7 @@ __global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const Sam
         for (int c = 0; c < S1; ++c) s = fmaf(to_float(w2[2 * c + m]), y1buf[b * S1 + c], s);
         xch[(ph & 1) * BG * XW + b * XW + m] = s;
       }
+      cp_async_wait_all();
       cluster.sync();
       ++ph;
       if (tid < BG) {
