@@ -62,8 +62,9 @@
 // teacher-small (20 layers, R=64, G=128, S=128, K=2, C=80):
 //   stack weights 573,440 values (1.15 MB fp16, 2.29 MB fp32), cond weights 204,800 (not on chip:
 //   the per-chunk projection), ~1.59 MFLOP per sample in all.
-//   fp16: N=8, g=8: 7.4 KB per layer per CTA -> 148 KB weights + ~12 KB buffers: all resident.
-//   fp32: N=16 (non-portable cluster), g=4: 7.8 KB per layer -> 155 KB: all resident.
+//   fp16: N=8, g=8: 7.4 KB per layer per CTA -> 156 KB per CTA with the head and buffers at batch
+//   group 1 (183 KB at 8): all resident. fp32: N=16 (non-portable cluster), g=4: 7.8 KB per layer
+//   -> 163 KB (190 KB at 8): all resident; on a GPU without 16-CTA clusters, N=8: 14 resident.
 //   Global traffic per sample and stream: cond 10 KB (write + read), ring 5 KB written,
 //   5 KB x N read (L2 only).
 //   Predicted (not measured): 21 cluster barriers (~0.3-0.5 us each) + per layer ~0.4-0.6 us of
@@ -72,9 +73,10 @@
 //   16 clusters of 8 run side by side: batch 64 ~ 64 x 20-40 kHz ~ 1.3-2.6 M samples/s.
 // teacher (R=128, G=256, S=128):
 //   stack weights 1,966,080 values (3.93 MB fp16, 7.86 MB fp32), ~4.78 MFLOP per sample.
-//   fp16: N=16, g=8: 12.5 KB per layer per CTA -> 250 KB > 227 KB: ~16 layers resident, ~4
-//   streamed from L2 (~200 KB per step for the cluster); fp32: N=16: 25 KB per layer -> ~8
-//   resident, 12 streamed (~3.5 MB per step from L2, latency-bound).
+//   fp16: N=16, g=8: 12.5 KB per layer per CTA -> 250 KB > 227 KB: 17 layers resident at batch
+//   group 1 (14 at 8), the rest streamed from L2 (~0.6-1.1 MB per step for the cluster); fp32:
+//   N=16: 25 KB per layer -> 8 resident (7), 12 streamed (~5 MB per step from L2, latency-bound).
+//   (With N=8 only: fp16 8 resident, fp32 4.) Ring: 1 MB float32 per batch element (0.5 MB small).
 //   Predicted (not measured): fp16 ~25-35 us per step -> ~30-40 kHz; fp32 ~15-25 kHz.
 // These rates are estimates from the structure above; nothing here has been run on a GPU yet.
 #include <cooperative_groups.h>
