@@ -28,12 +28,14 @@ crosses programs, so no inter-program synchronisation is needed. Per step a prog
   visible to all its threads). With exactly ``L`` slots the write would reuse the slot tap 0 just
   read, and a second barrier per layer per step (20 more per sample) would be needed.
 
-The gate channels are processed ``BLOCK_N`` at a time (``tl.static_range``, unrolled so the loads of
-all chunks can be in flight together) and each chunk's ``z`` is projected onto the residual and skip
-accumulators at once (the fused-layer structure of ``kernels/wavenet_layer.py``), so no register tile
-is larger than ``R_P x BLOCK_N`` weights. The layer loop is a dynamic ``range``: the 20 layers
-share one body (unrolling them would multiply the code by 20 for no gain: layer ``l+1`` depends on
-layer ``l``); per-layer dilations and ring offsets are loaded from small int tensors.
+The gate channels are processed ``BLOCK_N`` at a time and each chunk's ``z`` is projected onto the
+residual and skip accumulators at once (the fused-layer structure of ``kernels/wavenet_layer.py``),
+so no register tile is larger than ``R_P x BLOCK_N`` weights. That chunk loop and the head's are
+plain ``range`` loops: unrolled with ``tl.static_range`` they kept every chunk's weights live at once
+and ptxas (sm_90a, compiled here without a GPU) reported 600 to 16,000 bytes of spills per thread
+for the presets; as loops most configs spill 0 to 300 bytes (see :func:`_configs`). The layer loop
+is a ``range`` too (layer ``l+1`` depends on layer ``l``; unrolling 20 layers only multiplies the
+code); per-layer dilations and ring offsets are loaded from small int tensors.
 
 Matrix-vector products: ``tl.dot`` when ``BLOCK_B >= 16`` (tensor cores for fp16/bf16; activations
 are rounded to the weights' dtype at the dot), broadcast-multiply-reduce in float32 otherwise.
@@ -96,17 +98,25 @@ def _interpreting() -> bool:
 def _configs() -> list[triton.Config]:
     """Gate-channel chunk (BLOCK_N) x warps for the persistent sampling kernel.
 
-    Under the interpreter: one config. On a GPU: NOT measured yet. The list brackets the register
-    budget: per chunk the program holds 2*K weight tiles R_P x BLOCK_N plus BLOCK_N x (R_P + S_P),
-    i.e. 24 K elements for the teacher (R_P 128, S_P 128, K 2) at BLOCK_N 32, ~96 fp32 registers per
-    thread at 8 warps; smaller chunks with more warps keep more loads in flight per register.
+    Under the interpreter: one config. On a GPU: NOT timed yet. Per chunk a program holds 2*K
+    weight tiles R_P x BLOCK_N plus BLOCK_N x (R_P + S_P). Registers / spill bytes per thread that
+    ptxas reported for sm_90a (compiled on a machine without a GPU; fp16, BLOCK_B 1 | 16)::
+
+        BLOCK_N, warps   teacher-small          teacher
+        16, 4            221/0    | 255/208     248/0   | 255/640
+        16, 8            224/0    | 255/56      244/0   | 255/304
+        32, 8            231/0    | 255/48      255/64  | 255/488
+        32, 16           128/24   | 128/224     128/120 | 128/504
+        64, 8            128/1264 | 255/840     255/752 | 255/1128   (dropped)
+        64, 16           64/728   | 128/608     128/440 | 128/824    (dropped)
+
     The autotuner times whole chunks (ring and carried input restored between trials).
     """
     if _interpreting():
         return [triton.Config({"BLOCK_N": 16}, num_warps=1, num_stages=1)]
     return [
         triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=1)
-        for bn, w in [(16, 4), (16, 8), (32, 4), (32, 8), (64, 8), (32, 16), (64, 16)]
+        for bn, w in [(16, 4), (16, 8), (32, 8), (32, 16)]
     ]
 
 
@@ -170,14 +180,15 @@ def _wavenet_sample_kernel(
     ``triton.language`` on every helper call (~0.8 ms each, measured), which made helper calls
     40% of the CPU test time.
     """
-    N_GATE: tl.constexpr = (G2_P + BLOCK_N - 1) // BLOCK_N
-    N_HEAD: tl.constexpr = (S_P + BLOCK_N - 1) // BLOCK_N
     pid = tl.program_id(0).to(tl.int64)
     rows = pid * BLOCK_B + tl.arange(0, BLOCK_B).to(tl.int64)
     mask_b = rows < B
-    offs_r = tl.arange(0, R_P).to(tl.int64)
+    # channel offsets stay int32: every weight tensor has < 2**31 elements (a 64-bit offset per
+    # element of every weight tile doubled the registers and spilled; see _configs). Row and time
+    # offsets, which scale with B and T, are int64.
+    offs_r = tl.arange(0, R_P)
     mask_r = offs_r < R
-    offs_s = tl.arange(0, S_P).to(tl.int64)
+    offs_s = tl.arange(0, S_P)
     mask_s = offs_s < S
     mask_br = mask_b[:, None] & mask_r[None, :]
 
@@ -190,21 +201,22 @@ def _wavenet_sample_kernel(
     cond_rows = cond_ptr + rows[:, None] * stride_cond_b
 
     for i in range(n_steps):
-        step = step0 + i
+        step = (step0 + i).to(tl.int64)  # ring clock
+        t = (out0 + i).to(tl.int64)  # source / output column
         # input 1x1 conv (1 -> R); padded channels stay 0 through every layer
         x = prev[:, None] * w_in[None, :] + b_in[None, :]
         skips = tl.zeros([BLOCK_B, S_P], dtype=tl.float32)
         cond_step = cond_rows + i * stride_cond_t
         for l in range(n_layers):
-            d = tl.load(dil_ptr + l).to(tl.int64)
+            d = tl.load(dil_ptr + l)
             ring_l = ring_rows + tl.load(ring_off_ptr + l).to(tl.int64) * stride_ring_s
             size = (K - 1) * d + 1  # ring slots (taps need L = (K-1) d; one more: see the module docstring)
             wd_l = wd_ptr + l * stride_wd_l
             wrs_l = wrs_ptr + l * stride_wrs_l
             res = tl.zeros([BLOCK_B, R_P], dtype=tl.float32)
             skp = tl.zeros([BLOCK_B, S_P], dtype=tl.float32)
-            for c in tl.static_range(N_GATE):
-                offs_g = c * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
+            for g0 in range(0, G2_P, BLOCK_N):
+                offs_g = g0 + tl.arange(0, BLOCK_N)
                 mask_g = offs_g < G2
                 mask_bg = mask_b[:, None] & mask_g[None, :]
                 mask_rg = mask_r[:, None] & mask_g[None, :]
@@ -212,6 +224,11 @@ def _wavenet_sample_kernel(
                 c_ptrs = cond_step + (l * 2 * G2 + offs_g)[None, :] * stride_cond_g
                 a_f = tl.load(c_ptrs, mask=mask_bg, other=0.0)
                 a_g = tl.load(c_ptrs + G2 * stride_cond_g, mask=mask_bg, other=0.0)
+                if not USE_DOT:
+                    # products of all taps summed elementwise first (FMAs): one cross-thread
+                    # reduction per half instead of one per tap
+                    acc_f = tl.zeros([BLOCK_B, R_P, BLOCK_N], dtype=tl.float32)
+                    acc_g = tl.zeros([BLOCK_B, R_P, BLOCK_N], dtype=tl.float32)
                 for k in tl.static_range(K):
                     if k == K - 1:
                         xk = x  # the newest tap: this step's layer input
@@ -228,16 +245,8 @@ def _wavenet_sample_kernel(
                         a_f = tl.dot(xk, wf, a_f, input_precision=DOT_PREC)
                         a_g = tl.dot(xk, wg, a_g, input_precision=DOT_PREC)
                     else:
-                        # products of all taps summed elementwise first: one cross-thread reduction
-                        # per half instead of one per tap
-                        p_f = xk[:, :, None] * wf.to(tl.float32)[None, :, :]
-                        p_g = xk[:, :, None] * wg.to(tl.float32)[None, :, :]
-                        if k == 0:
-                            acc_f = p_f
-                            acc_g = p_g
-                        else:
-                            acc_f += p_f
-                            acc_g += p_g
+                        acc_f += xk[:, :, None] * wf.to(tl.float32)[None, :, :]
+                        acc_g += xk[:, :, None] * wg.to(tl.float32)[None, :, :]
                 if not USE_DOT:
                     a_f += tl.sum(acc_f, axis=1)
                     a_g += tl.sum(acc_g, axis=1)
@@ -267,8 +276,8 @@ def _wavenet_sample_kernel(
         y = tl.maximum(skips * skip_scale, 0.0)
         mean = tl.zeros([BLOCK_B], dtype=tl.float32)
         ls = tl.zeros([BLOCK_B], dtype=tl.float32)
-        for c in tl.static_range(N_HEAD):
-            offs_o = c * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
+        for o0 in range(0, S_P, BLOCK_N):
+            offs_o = o0 + tl.arange(0, BLOCK_N)
             mask_o = offs_o < S
             w1 = tl.load(w1_ptr + offs_s[:, None] * stride_w1_i + offs_o[None, :] * stride_w1_o,
                          mask=mask_s[:, None] & mask_o[None, :], other=0.0)
@@ -285,7 +294,6 @@ def _wavenet_sample_kernel(
         mean += b2_m
         ls += b2_s
 
-        t = out0 + i
         src = tl.load(src_ptr + rows * stride_src_b + t * stride_src_t, mask=mask_b, other=0.0).to(tl.float32)
         if FORCED:
             xt = src  # teacher forcing: the next step is fed the real audio
