@@ -201,7 +201,9 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="chunk"):
         wavenet_sample(p, h, chunk=0)
     with pytest.raises(ValueError, match="backend"):
-        wavenet_sample(p, h, backend="triton")
+        wavenet_sample(p, h, backend="nope")
+    with pytest.raises(ValueError, match="CUDA tensors"):
+        wavenet_sample(p, h, backend="cuda")
     with pytest.raises(TypeError, match="float32"):
         wavenet_sample(p, h.double(), backend="cpp")
     with pytest.raises(TypeError, match="h"):

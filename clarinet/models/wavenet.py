@@ -521,11 +521,11 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         (``cpp`` for float32 CPU inputs, ``cuda`` then ``triton`` on a GPU, else the reference;
         ``CLARINET_BACKEND`` overrides it). Every backend gives the same samples up to float rounding.
 
-        On the CPU backends the audio is produced ``span`` samples at a time (:meth:`generate_stream`):
-        the mel is upsampled per span and the sampler's state carried over, so memory is bounded by the
-        span, not the utterance; ``callback(piece)`` (``(B, n)``) is called with each span as it is
-        ready. The GPU backends run the utterance in one call (``callback`` gets it whole). ``chunk``:
-        steps whose conditioning projection is computed at once. ``progress``: a tqdm bar in samples.
+        The audio is produced ``span`` samples at a time (:meth:`generate_stream`): the mel is
+        upsampled per span and the sampler's state carried over, so memory is bounded by the span,
+        not the utterance (60 s of audio never holds 60 s of conditioning); ``callback(piece)``
+        (``(B, n)``) is called with each span as it is ready. ``chunk``: steps whose conditioning
+        projection is computed at once. ``progress``: a tqdm bar in samples.
         """
         pieces = []
         for piece in self.generate_stream(mel, noise, temperature, progress=progress, log_scale_min=log_scale_min,
@@ -563,14 +563,13 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         packed = pack_wavenet(self)
         if backend == "auto":
             backend = _pick_auto(packed, mel.new_empty(B, self.n_mels, 0))
-        stateful = backend in ("cpp", "reference")
-        state = sampler_state(packed, B, mel.device, mel.dtype) if stateful else None
-        step = span if stateful else max(T, 1)
+        state_dtype = mel.dtype if backend == "reference" else torch.float32
+        state = sampler_state(packed, B, mel.device, state_dtype)
         with tqdm(total=T, disable=not progress, desc="generate", unit="sample", unit_scale=True,
                   leave=False) as bar:
-            for a in range(0, T, step):
-                e = min(a + step, T)
-                h = self.upsampler.forward_range(mel, a, e) if stateful else self.upsampler(mel)
+            for a in range(0, T, span):
+                e = min(a + span, T)
+                h = self.upsampler.forward_range(mel, a, e)
                 x = wavenet_sample(packed, h, noise[:, a:e], temperature=temperature, log_scale_min=log_scale_min,
                                    backend=backend, chunk=chunk, state=state)
                 bar.update(e - a)

@@ -288,8 +288,8 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
 
     ``state`` (streaming): a :class:`SamplerState` (from :func:`sampler_state`) to start from instead
     of silence at step 0; it is updated in place, so calls over consecutive spans of the conditioning
-    continue one sequence and give the samples one call over the whole span gives (``cpp`` and
-    ``reference`` backends).
+    continue one sequence and give the samples one call over the whole span gives (every backend;
+    float32 buffers, except the reference, which also takes the model's dtype).
 
     The GPU backends return float32 outputs whatever ``h``'s dtype. ``chunk``: steps whose
     conditioning projection is computed at once (memory ``layers * chunk * G`` values per batch
@@ -315,9 +315,8 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
                                   log_scale_min=log_scale_min, chunk=chunk, progress=progress, state=state)
     src = teacher_forcing if forced else noise
     if backend in ("cuda", "triton"):
-        if state is not None:
-            raise ValueError(f"state: backend {backend!r} does not carry a sampler state yet; stream with "
-                             "backend='cpp' or 'reference', or generate the whole span in one call")
+        if state is not None and state.buffers.dtype != torch.float32:
+            raise TypeError(f"state: backend {backend!r} needs float32 buffers, got {state.buffers.dtype}")
         reason = _gpu_reason(backend, packed, h)
         if reason is not None:
             raise ValueError(reason)
@@ -327,7 +326,10 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
         if B and T:
             # contract of both launchers: fill x, mean, log_scale (float32, (B, T), contiguous)
             load(backend, "wavenet_sample").wavenet_sample_run(
-                packed, h, src, forced, x, mean, log_scale, temperature, log_scale_min, int(chunk))
+                packed, h, src, forced, x, mean, log_scale, temperature, log_scale_min, int(chunk),
+                state=None if state is None else state.buffers, step0=0 if state is None else state.step)
+        if state is not None:
+            state.step += T
         return (mean, log_scale) if forced else x
     if h.device.type != "cpu":
         raise ValueError(f"h: backend 'cpp' needs CPU tensors, got device {h.device}")
