@@ -390,6 +390,27 @@ def _ring_to_state(config: dict, ring: torch.Tensor, step: int, state: torch.Ten
         so += size
 
 
+def _check_run_args(config, h, src, x, mean, log_scale, chunk, state, step0) -> None:
+    """The launcher's own checks (the dispatcher validates first; direct callers get messages too)."""
+    B, C, T = h.shape
+    if C != config["C"]:
+        raise ValueError(f"h: expected {config['C']} conditioning channels, got shape {tuple(h.shape)}")
+    for name, t in (("x", x), ("mean", mean), ("log_scale", log_scale)):
+        if t.dtype != torch.float32 or tuple(t.shape) != (B, T) or t.device != h.device:
+            raise ValueError(f"{name}: expected a float32 ({B}, {T}) tensor on {h.device}")
+    if src.dtype != h.dtype or tuple(src.shape) != (B, T) or src.device != h.device:
+        raise ValueError(f"src: expected a ({B}, {T}) {h.dtype} tensor on {h.device}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk: expected an int >= 1, got {chunk!r}")
+    if isinstance(step0, bool) or not isinstance(step0, int) or step0 < 0:
+        raise ValueError(f"step0: expected an int >= 0, got {step0!r}")
+    if state is not None:
+        want = (B, 1 + sum((config["K"] - 1) * d * config["R"] for d in config["dilations"]))
+        if (state.dtype != torch.float32 or tuple(state.shape) != want or not state.is_contiguous()
+                or state.device != h.device):
+            raise ValueError(f"state: expected a contiguous float32 {want} tensor on {h.device}")
+
+
 def wavenet_sample_run(packed, h, src, forced, x, mean, log_scale, temperature, log_scale_min, chunk, *,
                        state=None, step0=0, block_b=None):
     """Fill ``x``, ``mean``, ``log_scale`` (float32 ``(B, T)``) by sampling ``packed``'s model over ``h``.
@@ -404,6 +425,7 @@ def wavenet_sample_run(packed, h, src, forced, x, mean, log_scale, temperature, 
     """
     c = packed.config
     B, C, T = h.shape
+    _check_run_args(c, h, src, x, mean, log_scale, chunk, state, step0)
     if B == 0 or T == 0:
         return
     device, dtype = h.device, h.dtype

@@ -207,6 +207,27 @@ def test_empty_and_unsupported():
         assert all(o.shape == (B, T) for o in out)
 
 
+def test_launcher_checks():
+    m = model(2)
+    p = pack_wavenet(m)
+    ks = _kernels()
+    B, T = 2, 6
+    h, src = torch.randn(B, C, T, device=DEVICE), torch.randn(B, T, device=DEVICE)
+    out = [torch.empty(B, T, device=DEVICE) for _ in range(3)]
+    with pytest.raises(ValueError, match="h"):
+        ks.wavenet_sample_run(p, torch.randn(B, C + 1, T, device=DEVICE), src, False, *out, 1.0, -9.0, 8)
+    with pytest.raises(ValueError, match="mean"):
+        ks.wavenet_sample_run(p, h, src, False, out[0], out[1][:, :-1], out[2], 1.0, -9.0, 8)
+    with pytest.raises(ValueError, match="src"):
+        ks.wavenet_sample_run(p, h, src.half(), False, *out, 1.0, -9.0, 8)
+    with pytest.raises(ValueError, match="chunk"):
+        ks.wavenet_sample_run(p, h, src, False, *out, 1.0, -9.0, 0)
+    with pytest.raises(ValueError, match="state"):
+        ks.wavenet_sample_run(p, h, src, False, *out, 1.0, -9.0, 8, state=torch.zeros(B, 3, device=DEVICE))
+    with pytest.raises(ValueError, match="step0"):
+        ks.wavenet_sample_run(p, h, src, False, *out, 1.0, -9.0, 8, step0=-1)
+
+
 @pytest.mark.skipif(HAS_GPU, reason="checks the CPU error without the interpreter")
 def test_cpu_without_interpreter_is_refused(monkeypatch):
     m = model(2)
