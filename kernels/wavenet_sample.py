@@ -32,8 +32,9 @@ The gate channels are processed ``BLOCK_N`` at a time and each chunk's ``z`` is 
 residual and skip accumulators at once (the fused-layer structure of ``kernels/wavenet_layer.py``),
 so no register tile is larger than ``R_P x BLOCK_N`` weights. That chunk loop and the head's are
 plain ``range`` loops: unrolled with ``tl.static_range`` they kept every chunk's weights live at once
-and ptxas (sm_90a, compiled here without a GPU) reported 600 to 16,000 bytes of spills per thread
-for the presets; as loops most configs spill 0 to 300 bytes (see :func:`_configs`). The layer loop
+and ptxas (sm_90a, compiled here without a GPU, strides not specialised) reported 600 to 16,000
+bytes of spills per thread for the presets; as loops, with the specialisations of a real launch,
+most configs spill 0 to 250 bytes (see :func:`_configs`). The layer loop
 is a ``range`` too (layer ``l+1`` depends on layer ``l``; unrolling 20 layers only multiplies the
 code); per-layer dilations and ring offsets are loaded from small int tensors.
 
@@ -100,23 +101,29 @@ def _configs() -> list[triton.Config]:
 
     Under the interpreter: one config. On a GPU: NOT timed yet. Per chunk a program holds 2*K
     weight tiles R_P x BLOCK_N plus BLOCK_N x (R_P + S_P). Registers / spill bytes per thread that
-    ptxas reported for sm_90a (compiled on a machine without a GPU; fp16, BLOCK_B 1 | 16)::
+    ptxas reported for sm_90a, compiled on a machine without a GPU with the specialisations a real
+    launch gets (unit strides constant, the others divisible by 16); fp16, BLOCK_B 1 | 16::
 
-        BLOCK_N, warps   teacher-small          teacher
-        16, 4            221/0    | 255/208     248/0   | 255/640
-        16, 8            224/0    | 255/56      244/0   | 255/304
-        32, 8            231/0    | 255/48      255/64  | 255/488
-        32, 16           128/24   | 128/224     128/120 | 128/504
-        64, 8            128/1264 | 255/840     255/752 | 255/1128   (dropped)
-        64, 16           64/728   | 128/608     128/440 | 128/824    (dropped)
+        BLOCK_N, warps   teacher-small        teacher
+        16, 4            96/24  | 255/32      149/0  | 255/208
+        16, 8            102/0  | 255/8       128/32 | 255/24
+        32, 8            100/0  | 255/16      242/0  | 255/64
+        32, 16           101/0  | 128/40      128/0  | 128/256
+        64, 8            255/24 | 255/56      252/0  | 255/152
+        64, 16           128/40 | 128/112     128/8  | 128/200
+        128, 16/32       spills 80 to 260 bytes everywhere (not listed)
 
+    float32 weights are similar for BLOCK_B 1; with BLOCK_B 16 (fp32 "ieee" dot on FMA units) the
+    teacher spills 5 to 6 KB at (16, 4), (32, 8), (64, 8), (64, 16) and 80 / 640 bytes at (16, 8) /
+    (32, 16): the autotuner has to discard those. Without the specialisations (all strides
+    runtime values) BLOCK_B 1 needed 220 to 255 registers and the 64-wide chunks spilled ~1 KB.
     The autotuner times whole chunks (ring and carried input restored between trials).
     """
     if _interpreting():
         return [triton.Config({"BLOCK_N": 16}, num_warps=1, num_stages=1)]
     return [
         triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=1)
-        for bn, w in [(16, 4), (16, 8), (32, 8), (32, 16)]
+        for bn, w in [(16, 4), (16, 8), (32, 8), (32, 16), (64, 8), (64, 16)]
     ]
 
 
