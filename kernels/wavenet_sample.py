@@ -105,16 +105,16 @@ def _configs() -> list[triton.Config]:
     launch gets (unit strides constant, the others divisible by 16); fp16, BLOCK_B 1 | 16::
 
         BLOCK_N, warps   teacher-small        teacher
-        16, 4            96/24  | 255/32      149/0  | 255/208
-        16, 8            102/0  | 255/8       128/32 | 255/24
-        32, 8            100/0  | 255/16      242/0  | 255/64
-        32, 16           101/0  | 128/40      128/0  | 128/256
-        64, 8            255/24 | 255/56      252/0  | 255/152
-        64, 16           128/40 | 128/112     128/8  | 128/200
+        16, 4            112/0  | 255/32      128/16 | 255/144
+        16, 8            103/0  | 255/8       143/0  | 255/40
+        32, 8            103/0  | 255/8       244/0  | 255/64
+        32, 16           114/0  | 128/48      102/0  | 128/256
+        64, 8            255/0  | 255/40      246/0  | 255/136
+        64, 16           128/48 | 128/104     128/16 | 128/200
         128, 16/32       spills 80 to 260 bytes everywhere (not listed)
 
     float32 weights are similar for BLOCK_B 1; with BLOCK_B 16 (fp32 "ieee" dot on FMA units) the
-    teacher spills 5 to 6 KB at (16, 4), (32, 8), (64, 8), (64, 16) and 80 / 640 bytes at (16, 8) /
+    teacher spills 5 to 6 KB at (16, 4), (32, 8), (64, 8), (64, 16) and 96 / 640 bytes at (16, 8) /
     (32, 16): the autotuner has to discard those. Without the specialisations (all strides
     runtime values) BLOCK_B 1 needed 220 to 255 registers and the 64-wide chunks spilled ~1 KB.
     The autotuner times whole chunks (ring and carried input restored between trials).
@@ -150,11 +150,11 @@ def _wavenet_sample_kernel(
     cond_ptr, src_ptr,
     # pointers: weights (w_dil, w_rs, b_rs stacked over layers) and per-layer ints
     w_in_ptr, b_in_ptr, wd_ptr, wrs_ptr, brs_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr,
-    dil_ptr, ring_off_ptr,
+    dil_ptr, ring_off_ptr, phase_ptr,
     # pointers: carried state (read and rewritten) and outputs
     ring_ptr, prev_ptr, x_ptr, mean_ptr, ls_ptr,
     # sizes
-    B, n_steps, out0, step0, n_layers, R, G2, S,
+    B, n_steps, out0, n_layers, R, G2, S,
     # scalars
     temperature, log_scale_min, skip_scale,
     # strides (elements)
@@ -178,9 +178,12 @@ def _wavenet_sample_kernel(
 ):
     """``n_steps`` steps for this program's ``BLOCK_B`` rows.
 
-    Step ``i`` of the chunk reads conditioning row ``i``, source/output column ``out0 + i`` and ring
-    slots of the clock ``step0 + i``; the input fed to the first step is ``prev``, and the input for
-    the step after the chunk is written back there.
+    Step ``i`` of the chunk reads conditioning row ``i``, source/output column ``out0 + i`` and, in
+    layer ``l``, writes ring slot ``(phase[l] + i) % size_l`` (``phase[l]``: the slot of the chunk's
+    first step, ``clock % size_l``, from the launcher: the clock may exceed int32 in a long stream,
+    and an int64 remainder per tap per layer per step is a ~100-instruction subroutine on the GPU;
+    the int32 one here is a handful). The input fed to the first step is ``prev``, and the input
+    for the step after the chunk is written back there.
 
     The matrix-vector products, tanh, sigmoid and the log-scale floor are written inline rather than
     as ``@triton.jit`` helpers: the compiled kernel is the same, but the interpreter re-patches
@@ -208,7 +211,6 @@ def _wavenet_sample_kernel(
     cond_rows = cond_ptr + rows[:, None] * stride_cond_b
 
     for i in range(n_steps):
-        step = (step0 + i).to(tl.int64)  # ring clock
         t = (out0 + i).to(tl.int64)  # source / output column
         # input 1x1 conv (1 -> R); padded channels stay 0 through every layer
         x = prev[:, None] * w_in[None, :] + b_in[None, :]
@@ -218,6 +220,7 @@ def _wavenet_sample_kernel(
             d = tl.load(dil_ptr + l)
             ring_l = ring_rows + tl.load(ring_off_ptr + l).to(tl.int64) * stride_ring_s
             size = (K - 1) * d + 1  # ring slots (taps need L = (K-1) d; one more: see the module docstring)
+            cur = tl.load(phase_ptr + l) + i  # int32: this step's slot before the remainder
             wd_l = wd_ptr + l * stride_wd_l
             wrs_l = wrs_ptr + l * stride_wrs_l
             res = tl.zeros([BLOCK_B, R_P], dtype=tl.float32)
@@ -240,9 +243,9 @@ def _wavenet_sample_kernel(
                     if k == K - 1:
                         xk = x  # the newest tap: this step's layer input
                     else:
-                        # input of step `step - (K-1-k) d`; + size keeps the index >= 0 (slots of
-                        # steps before the start are zero or hold the carried state)
-                        slot = (step + size - (K - 1 - k) * d) % size
+                        # input of the step (K-1-k) d before this one; + size keeps the index >= 0
+                        # (slots of steps before the start are zero or hold the carried state)
+                        slot = (cur + size - (K - 1 - k) * d) % size
                         xk = tl.load(ring_l + slot * stride_ring_s, mask=mask_br, other=0.0)
                     w_ptrs = wd_l + (k * R + offs_r)[:, None] * stride_wd_i + offs_g[None, :] * stride_wd_g
                     wf = tl.load(w_ptrs, mask=mask_rg, other=0.0)
@@ -273,7 +276,7 @@ def _wavenet_sample_kernel(
                     res += tl.sum(z[:, :, None] * wr.to(tl.float32)[None, :, :], axis=1)
                     skp += tl.sum(z[:, :, None] * ws.to(tl.float32)[None, :, :], axis=1)
             # this step's layer input into its slot (no tap of this step reads it: L + 1 slots)
-            tl.store(ring_l + (step % size) * stride_ring_s, x, mask=mask_br)
+            tl.store(ring_l + (cur % size) * stride_ring_s, x, mask=mask_br)
             b_r = tl.load(brs_ptr + l * stride_brs_l + offs_r, mask=mask_r, other=0.0).to(tl.float32)
             b_s = tl.load(brs_ptr + l * stride_brs_l + R + offs_s, mask=mask_s, other=0.0).to(tl.float32)
             x = (x + res + b_r[None, :]) * _SQRT_HALF
@@ -357,6 +360,7 @@ def _stacked(packed, device: torch.device, dtype: torch.dtype) -> dict:
         "b_dil": to(torch.cat(layer("b_dil"))).float(),            # (layers*G,)
         "dil": torch.tensor(c["dilations"], dtype=torch.int32, device=device),
         "ring_off": torch.tensor(offs, dtype=torch.int64, device=device),
+        "ring_size": torch.tensor(sizes, dtype=torch.int64, device=device),
     }
     per[key] = hit
     return hit
@@ -453,12 +457,13 @@ def wavenet_sample_run(packed, h, src, forced, x, mean, log_scale, temperature, 
         # (B, n, layers*G) float32: one GEMM per chunk for every layer's w_cond h + b_dil
         cond = torch.matmul(h[:, :, c0:c0 + n].transpose(1, 2).float(), w["w_cond"])
         cond += w["b_dil"]
+        phase = ((step0 + c0) % w["ring_size"]).to(torch.int32)  # on the device: no host sync
         _wavenet_sample_kernel[grid](
             cond, src,
             w["w_in"], w["b_in"], w["w_dil"], w["w_rs"], w["b_rs"], w["w_out1"], w["b_out1"],
-            w["w_out2"], w["b_out2"], w["dil"], w["ring_off"],
+            w["w_out2"], w["b_out2"], w["dil"], w["ring_off"], phase,
             ring, prev, x, mean, log_scale,
-            B, n, c0, step0 + c0, n_layers, R, G2, S,
+            B, n, c0, n_layers, R, G2, S,
             float(temperature), float(log_scale_min), skip_scale,
             *cond.stride(),
             *src.stride(),

@@ -165,6 +165,9 @@ def test_state_continues_the_sequence():
     second = run(p, h[:, :, cut:], noise[:, cut:], False, block_b=16, chunk=8, state=state, step0=cut)
     for a, b1, b2, what in zip(whole, first, second, ("x", "mean", "log_scale")):
         assert_close(torch.cat([b1, b2], 1), a, torch.float32, what)
+    # silence at a clock beyond int32 is silence: the same samples (ring slots from the clock)
+    far = run(p, h, noise, False, block_b=16, chunk=7, state=torch.zeros(B, size, device=DEVICE), step0=2 ** 33 + 5)
+    assert_close(far[0], whole[0], torch.float32, "x at a far clock")
 
 
 def test_state_layout_matches_reference():
