@@ -34,9 +34,9 @@ so no register tile is larger than ``R_P x BLOCK_N`` weights. That chunk loop an
 plain ``range`` loops: unrolled with ``tl.static_range`` they kept every chunk's weights live at once
 and ptxas (sm_90a, compiled here without a GPU, strides not specialised) reported 600 to 16,000
 bytes of spills per thread for the presets; as loops, with the specialisations of a real launch,
-most configs spill 0 to 250 bytes (see :func:`_configs`). The layer loop
-is a ``range`` too (layer ``l+1`` depends on layer ``l``; unrolling 20 layers only multiplies the
-code); per-layer dilations and ring offsets are loaded from small int tensors.
+most configs spill 0 to 250 bytes (see :func:`_configs`). The layer loop is a ``range`` too
+(layer ``l+1`` depends on layer ``l``; unrolling 20 layers only multiplies the code); per-layer
+dilations, ring offsets and ring phases are loaded from small int tensors.
 
 Matrix-vector products: ``tl.dot`` when ``BLOCK_B >= 16`` (tensor cores for fp16/bf16; activations
 are rounded to the weights' dtype at the dot), broadcast-multiply-reduce in float32 otherwise.
@@ -132,7 +132,9 @@ def _block_b(B: int) -> int:
 
     Small batches: one row per program (each row is latency-bound, one SM each, the weights cost
     L2 bandwidth per row). From 16 rows: 16 rows per program, so ``tl.dot`` (tensor cores for
-    fp16/bf16) serves them with one read of the weights per step.
+    fp16/bf16) serves them with one read of the weights per step. For float32 weights that dot runs
+    on FMA units and several configs spill (see :func:`_configs`): a GPU measurement may well
+    prefer one row per program there.
     """
     return 16 if B >= 16 else 1
 
@@ -449,6 +451,8 @@ def wavenet_sample_run(packed, h, src, forced, x, mean, log_scale, temperature, 
         _state_to_ring(c, state, step0, ring)
         prev.copy_(state[:, 0])
     BLOCK_B = int(block_b) if block_b is not None else _block_b(B)
+    if BLOCK_B < 1 or BLOCK_B & (BLOCK_B - 1):
+        raise ValueError(f"block_b: expected a power of two, got {block_b!r}")
     use_dot = BLOCK_B >= 16
     grid = (triton.cdiv(B, BLOCK_B),)
     skip_scale = math.sqrt(1.0 / n_layers)

@@ -13,7 +13,7 @@ import torch
 
 from clarinet.models import GaussianWaveNet
 from clarinet.ops.wavenet_sample import pack_wavenet, wavenet_sample
-from clarinet.testing import RTOL, assert_close
+from clarinet.testing import assert_close
 
 from conftest import DEVICE, HAS_GPU
 
@@ -229,6 +229,8 @@ def test_launcher_checks():
         ks.wavenet_sample_run(p, h, src, False, *out, 1.0, -9.0, 8, state=torch.zeros(B, 3, device=DEVICE))
     with pytest.raises(ValueError, match="step0"):
         ks.wavenet_sample_run(p, h, src, False, *out, 1.0, -9.0, 8, step0=-1)
+    with pytest.raises(ValueError, match="block_b"):
+        ks.wavenet_sample_run(p, h, src, False, *out, 1.0, -9.0, 8, block_b=3)
 
 
 @pytest.mark.skipif(HAS_GPU, reason="checks the CPU error without the interpreter")
