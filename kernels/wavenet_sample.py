@@ -378,7 +378,8 @@ def wavenet_sample_unsupported(packed, h) -> str | None:
 
 
 def _state_to_ring(config: dict, state: torch.Tensor, step0: int, ring: torch.Tensor) -> None:
-    """Copy the rings of a carried state ``(B, 1 + sum L_l R)`` (slot ``step % L``) into ``ring`` (slot ``step % (L+1)``)."""
+    """Copy the rings of a carried state ``(B, 1 + sum L_l R)`` (slot ``step % L``) into ``ring``
+    (slot ``step % (L+1)``) for the steps ``[step0 - L, step0)`` the taps can still reach."""
     R, K, o, so = config["R"], config["K"], 1, 0
     for d, size in zip(config["dilations"], _ring_sizes(config)):
         L = (K - 1) * d
