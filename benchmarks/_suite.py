@@ -17,6 +17,18 @@ SIZE = os.environ.get("CLARINET_BENCH_SIZE") or ("full" if DEVICE.type == "cuda"
 DTYPE = torch.float16 if DEVICE.type == "cuda" else torch.float32
 
 
+def _synchronised(fn):
+    """``fn`` that waits for the GPU before returning (so the timer sees the kernels), or ``fn`` on the CPU."""
+    if DEVICE.type != "cuda":
+        return fn
+    torch.cuda.synchronize()
+
+    def timed():
+        fn()
+        torch.cuda.synchronize()
+    return timed
+
+
 def op_cases(op: str):
     return [pytest.param(c, id=f"{c.config}-{c.mode}") for c in bench.cases(ops=(op,), dtype=DTYPE, size=SIZE)]
 
@@ -30,14 +42,7 @@ def run_benchmark(benchmark, case: bench.Case, backend: str) -> None:
     fn = bench.runner(case, backend, inputs)
     wrong = bench.check(case, backend, inputs, fn, ref_out)
     assert wrong is None, f"{backend} disagrees with the reference: {wrong}"
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-
-        def timed():
-            fn()
-            torch.cuda.synchronize()
-    else:
-        timed = fn
+    timed = _synchronised(fn)
     benchmark.extra_info.update(shape=case.shape, dtype=str(case.dtype), flops=case.flops, bytes=case.bytes,
                                 device=bench.environment(DEVICE)["device"])
     benchmark.pedantic(timed, rounds=5, iterations=1, warmup_rounds=1)
@@ -57,14 +62,7 @@ def run_sampling_benchmark(benchmark, case: bench.Case, backend: str) -> None:
     slow = backend == "reference" and case.op == "ar_sampling"
     n = setup["short"] if slow else case.shape["T"]
     fn = bench.sampling_fn(setup, backend, n)
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-
-        def timed():
-            fn()
-            torch.cuda.synchronize()
-    else:
-        timed = fn
+    timed = _synchronised(fn)
     benchmark.group = case.name
     benchmark.extra_info.update(shape=dict(case.shape, T=n), samples=case.shape["B"] * n,
                                 device=bench.environment(DEVICE)["device"])

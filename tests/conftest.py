@@ -32,3 +32,14 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def device():
     return DEVICE
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module on one intra-op thread: on the small shared CPU machines of CI, two OpenMP threads
+    competing with other processes made tiny ops several times slower (measured: 2.8 s vs 9.8 s under
+    load). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")`` or as an argument."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -192,15 +192,6 @@ def test_distillation_triton_matches_reference():
 
 # ----------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def one_thread():
-    """Run on one intra-op thread: on a small shared CPU machine, two OpenMP threads competing with
-    other processes made this test several times slower (measured: 2.8 s vs 9.8 s under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_teacher_converges_on_a_tone(one_thread):
     cfg = AudioConfig()

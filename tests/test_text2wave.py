@@ -9,12 +9,7 @@ from clarinet.models import GaussianIAF, TextToWave
 from clarinet.models.text2wave import BridgeUpsampler, alignment_score, positional_encoding
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw):

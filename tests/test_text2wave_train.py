@@ -16,13 +16,7 @@ from clarinet.train import ConfigError, Text2WaveConfig, train_text2wave
 from _toy_corpus import toy_audio_config, write_toy_corpus
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two intra-op threads on a 2-core machine that is busy elsewhere can make tiny ops much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,13 +30,7 @@ STUDENT_SIZES = ["--flows", "2", "--layers-per-flow", "3", "--cycle", "3", "--re
 TEACHER_MODEL = dict(layers=3, cycle=3, residual_channels=8, gate_channels=16, skip_channels=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two intra-op threads on a 2-core machine that is busy elsewhere can make tiny ops 50x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
