@@ -149,8 +149,10 @@ def cases(ops=OPS, configs=tuple(CONFIGS), modes=PASSES, dtype=torch.float16, si
         for mode in modes:
             if op in SAMPLING_PRESETS:
                 if mode == "fwd":
+                    # float32 and one 16-bit type (16-bit weights: half the bytes per generated sample)
                     T1, sweep = SAMPLING_SIZES[op][size]
-                    out += [Case(op, p, "fwd", dtype, dict(B=b, T=t, preset=p), 0.0, 0.0)
+                    low = dtype if dtype != torch.float32 else torch.float16
+                    out += [Case(op, p, "fwd", dt, dict(B=b, T=t, preset=p), 0.0, 0.0) for dt in (torch.float32, low)
                             for p in SAMPLING_PRESETS[op] if p in configs for b, t in ((1, T1), *sweep)]
             elif op in STEP_PRESETS:  # float32 training steps (a 16-bit model would need its own recipe)
                 if mode == "fwd+bwd":
@@ -282,7 +284,7 @@ def unavailable(backend: str, case: Case, device: torch.device) -> str | None:
     """Why ``backend`` cannot be benchmarked here, or None."""
     if case.op in SAMPLING_PRESETS:
         if backend == "reference":
-            return None
+            return None if case.dtype == torch.float32 else "the reference runs in float32 (see the float32 case)"
         if case.op == "iaf_sampling":
             if backend == "cpp":
                 return "iaf_sampling has no cpp backend (the student runs in parallel on the layer kernels)"
@@ -294,7 +296,9 @@ def unavailable(backend: str, case: Case, device: torch.device) -> str | None:
         elif backend == "cpp":
             if device.type != "cpu":
                 return "the cpp sampler runs on CPU tensors"
-            return None if case.dtype == torch.float32 else f"the cpp sampler is float32 only, not {case.dtype}"
+            if case.dtype in (torch.float32, torch.float16):
+                return None
+            return f"the cpp sampler takes float32 or float16, not {case.dtype}"
         if device.type != "cuda":
             if backend == "triton":
                 return "no GPU: Triton would run through its CPU interpreter, whose timings mean nothing"
@@ -399,7 +403,7 @@ def sampling_check(setup: dict, backend: str) -> str | None:
     """None when ``backend`` matches the float32 reference (AR: teacher-forced mean and log-scale)."""
     from .ops.wavenet_sample import wavenet_sample
 
-    dtype = setup["dtype"] if backend not in ("reference", "cpp", "compile") else torch.float32
+    dtype = setup["dtype"] if backend not in ("reference", "compile") else torch.float32
     if "packed" not in setup:  # IAF
         why = mismatch(_iaf_generator(setup, backend)(), setup["ref"], dtype)
         return None if why is None else f"audio: {why}"
@@ -419,7 +423,7 @@ def sampling_fn(setup: dict, backend: str, n: int) -> Callable:
 
     if "packed" not in setup:
         return _iaf_generator(setup, backend)
-    dtype = setup["dtype"] if backend in ("cuda", "triton") else torch.float32
+    dtype = setup["dtype"] if backend in ("cuda", "triton", "cpp") else torch.float32
     packed, h, noise = setup["packed"], setup["h"][..., :n].to(dtype), setup["noise"][:, :n].to(dtype)
     return lambda: wavenet_sample(packed, h, noise, backend=backend)
 
@@ -436,7 +440,7 @@ def _run_sampling_case(case: Case, backends, device: torch.device, min_time: flo
     for backend in backends:
         slow = backend == "reference" and case.op == "ar_sampling"
         n = setup["short"] if slow else T
-        ran_dtype = case.dtype if backend in ("cuda", "triton") else torch.float32
+        ran_dtype = case.dtype if backend in ("cuda", "triton", "cpp") else torch.float32
         row = dict(case=case.name, op=case.op, config=case.config, mode=case.mode,
                    dtype=str(ran_dtype).replace("torch.", ""), shape=dict(case.shape, T=n), backend=backend)
         why = unavailable(backend, case, device)
@@ -544,16 +548,24 @@ def write_record(path: str, env: dict, rows: list[dict]) -> None:
         json.dump(dict(environment=env, results=rows), f, indent=1)
 
 
+def _ref_key(r: dict) -> tuple:
+    """Rows compared with the same reference row: a generation case's reference runs in float32 only,
+    so every dtype of (op, model, batch) is compared with it; other cases by name."""
+    if r["op"] in SAMPLING_PRESETS:
+        return (r["op"], r["config"], r["shape"]["B"])
+    return (r["case"],)
+
+
 def markdown_table(rows: list[dict]) -> str:
     """Markdown table: one line per (case, backend) that ran, speed-up against eager."""
-    eager = {r["case"]: r["samples_per_s"] for r in rows if r["backend"] == "reference" and r["status"] == "ok"}
+    eager = {_ref_key(r): r["samples_per_s"] for r in rows if r["backend"] == "reference" and r["status"] == "ok"}
     lines = ["| case | shape | backend | median ms (p20-p80) | GFLOP/s | GB/s | samples/s | vs eager |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if r["status"] != "ok":
             continue
         shape = ",".join(f"{k}={v}" for k, v in r["shape"].items())
-        speedup = f"{r['samples_per_s'] / eager[r['case']]:.2f}x" if r["case"] in eager else "-"
+        speedup = f"{r['samples_per_s'] / eager[_ref_key(r)]:.2f}x" if _ref_key(r) in eager else "-"
         gbps = f"{r['gbps']:.2f}" if r["bytes"] else "-"
         rate = f"{r['samples_per_s']:.3g}"
         if "x_real_time" in r:
@@ -568,11 +580,12 @@ def rtf_table(rows: list[dict]) -> str:
     ok = [r for r in rows if r["status"] == "ok" and r["op"] in SAMPLING_PRESETS]
     if not ok:
         return ""
-    ref = {r["case"]: r["samples_per_s"] for r in ok if r["backend"] == "reference"}
+    ref = {_ref_key(r): r["samples_per_s"] for r in ok if r["backend"] == "reference"}
     lines = [f"| generation | batch | samples | backend | dtype | samples/s | x real time (per stream, {SAMPLE_RATE // 1000} kHz)"
              " | vs reference |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in sorted(ok, key=lambda r: (r["op"], r["config"], r["shape"]["B"], r["backend"])):
-        vs = f"{r['samples_per_s'] / ref[r['case']]:.1f}x" if r["case"] in ref else "-"
+    for r in sorted(ok, key=lambda r: (r["op"], r["config"], r["shape"]["B"], r["backend"] != "reference",
+                                       r["backend"], r["dtype"])):
+        vs = f"{r['samples_per_s'] / ref[_ref_key(r)]:.1f}x" if _ref_key(r) in ref else "-"
         note = f" ({r['note']})" if r.get("note") else ""
         lines.append(f"| {r['op']} {r['config']} | {r['shape']['B']} | {r['shape']['T']} | {r['backend']}{note} | "
                      f"{r['dtype']} | {r['samples_per_s']:.3g} | {r['x_real_time']:.3g} | {vs} |")

@@ -36,7 +36,8 @@ def test_cli_writes_a_record(tmp_path, capsys):
     assert {r["shape"]["B"] for r in sampling} == {1, 2}  # batch 1 and the sweep
     assert (tmp_path / "rec.png").stat().st_size > 1000  # samples/s against batch
     skipped = {r["backend"] for r in rows if r["status"] == "skipped"}
-    assert skipped == {"triton", "cuda", "cpp"}  # cpp: only the AR sampler has one
+    assert skipped == {"triton", "cuda", "cpp", "reference"}  # cpp: only the AR sampler; reference: float32 only
+    assert {r["dtype"] for r in ok if r["backend"] == "cpp"} == {"float32", "float16"}
     printed = capsys.readouterr().out
     assert "not run: triton" in printed and "not run: cuda" in printed and "| wavenet_layer[student" in printed
     assert "| teacher_step[teacher-small" in printed

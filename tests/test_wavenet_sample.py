@@ -290,3 +290,64 @@ def test_state_same_across_backends_and_checked():
         wavenet_sample(p, h, noise, backend="cpp", state=SamplerState(torch.zeros(1, p.state_size), step=-1))
     with pytest.raises(ValueError, match="batch"):
         sampler_state(p, -1)
+
+
+def _rounded_to_half(m):
+    import copy
+
+    r = copy.deepcopy(m)
+    with torch.no_grad():
+        for p in r.parameters():
+            p.copy_(p.half().float())
+    return r
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])  # capped at what this CPU has
+@pytest.mark.parametrize("G,S", [(160, 50), (128, 24)])  # 128-wide blocks + 16-wide + masked tails; cond G % 64
+@pytest.mark.parametrize("half", [False, True])
+def test_instruction_sets_and_half_weights_equal_forward(isa, G, S, half):
+    # float16 weights: the sampler computes in float32 over weights rounded to float16, so it equals
+    # (to float32 rounding) the forward of the same model with its weights rounded to float16
+    m = model(2, seed=40, residual_channels=40, gate_channels=G, skip_channels=S)
+    x, mel = data(2, 9, seed=7)
+    if half:
+        x, mel = x.half().float(), mel.half().float()
+    ref_model = _rounded_to_half(m) if half else m
+    with torch.no_grad():
+        mean, log_scale = ref_model(x, mel)
+        h = ref_model.upsampler(mel)
+    if half:
+        h = h.half().float()
+        with torch.no_grad():  # forward with the upsampled h rounded as the sampler sees it
+            y = ref_model.wavenet(torch.nn.functional.pad(x, (1, 0))[:, None, :-1], h)
+        mean, log_scale = y[:, 0], y[:, 1]
+    p = pack_wavenet(m)
+    B, T = x.shape
+    outs = [torch.full((B, T), float("nan")) for _ in range(3)]
+    p.cpp(half).run(h.numpy(), None, x.numpy(), *(o.numpy() for o in outs), 1.0, -9.0, 7, 1, isa=isa)
+    torch.testing.assert_close(outs[1], mean, rtol=1e-5, atol=5e-6)
+    torch.testing.assert_close(outs[2], log_scale, rtol=1e-5, atol=5e-6)
+
+
+def test_half_through_wavenet_sample():
+    from clarinet.testing import assert_close
+
+    m = model(3, seed=41)
+    x, mel = data(2, 12, seed=8)
+    with torch.no_grad():
+        mean, _ = m(x, mel)
+        h = m.upsampler(mel)
+    p = pack_wavenet(m)
+    mh, lh = wavenet_sample(p, h.half(), teacher_forcing=x.half(), backend="cpp")
+    assert mh.dtype == torch.float32
+    assert_close(mh, mean, torch.float16)  # float16 weights and inputs against the float32 model
+    noise = torch.randn(2, x.shape[1])
+    a = wavenet_sample(p, h.half(), noise.half(), backend="cpp")
+    b = wavenet_sample(p, h.half(), noise.half(), backend="auto")  # auto: cpp takes float16 too
+    torch.testing.assert_close(a, b)
+    with pytest.raises(TypeError, match="float32 or float16"):
+        wavenet_sample(p, h.bfloat16(), noise.bfloat16(), backend="cpp")
+    with pytest.raises(ValueError, match="isa"):
+        out = torch.empty(2, x.shape[1])
+        p.cpp().run(h.numpy(), noise.numpy(), None, out.numpy(), out.numpy(), out.numpy(), 1.0, -9.0, 8, 1,
+                    isa="sse9")

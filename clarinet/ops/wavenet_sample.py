@@ -57,7 +57,7 @@ class PackedWaveNet:
     tensors: dict
     version: tuple
     _model_ref: object = field(repr=False)
-    _cpp: object = field(default=None, repr=False)
+    _cpp: dict = field(default_factory=dict, repr=False)
     _copies: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -90,16 +90,18 @@ class PackedWaveNet:
             self._copies[key] = hit
         return hit
 
-    def cpp(self):
-        if self._cpp is None:
+    def cpp(self, half: bool = False):
+        """The C++ sampler over these weights (built once per mode); ``half``: float16 weights."""
+        if half not in self._cpp:
             _C = _load_cpp()
             c, t = self.config, self.tensors
             layers = [tuple(t[f"layers.{i}.{n}"].numpy() for n in ("w_dil", "b_dil", "w_cond", "w_rs", "b_rs"))
                       for i in range(c["layers"])]
-            self._cpp = _C.WaveNetSampler(c["R"], c["G"], c["S"], c["K"], c["C"], list(c["dilations"]),
-                                          t["w_in"].numpy(), t["b_in"].numpy(), layers, t["w_out1"].numpy(),
-                                          t["b_out1"].numpy(), t["w_out2"].numpy(), t["b_out2"].numpy())
-        return self._cpp
+            self._cpp[half] = _C.WaveNetSampler(c["R"], c["G"], c["S"], c["K"], c["C"], list(c["dilations"]),
+                                                t["w_in"].numpy(), t["b_in"].numpy(), layers, t["w_out1"].numpy(),
+                                                t["b_out1"].numpy(), t["w_out2"].numpy(), t["b_out2"].numpy(),
+                                                half_weights=half)
+        return self._cpp[half]
 
 
     @property
@@ -254,7 +256,7 @@ def _gpu_reason(backend: str, packed: PackedWaveNet, h: torch.Tensor) -> Optiona
 
 def _pick_auto(packed: PackedWaveNet, h: torch.Tensor) -> str:
     if h.device.type == "cpu":
-        return "cpp" if h.dtype == torch.float32 else "reference"
+        return "cpp" if h.dtype in (torch.float32, torch.float16) else "reference"
     if h.device.type == "cuda":
         for candidate in ("cuda", "triton"):
             if _gpu_reason(candidate, packed, h) is None:
@@ -278,13 +280,15 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
 
     ``backend``:
 
-    - ``"cpp"``: float32 CPU tensors; the loop in C++, batch elements on up to ``num_threads``
-      threads (default ``torch.get_num_threads()``).
+    - ``"cpp"``: CPU tensors, float32 or float16 ``h`` (float16: the weights rounded to float16 and
+      the per-step matrices streamed as float16, half the bytes per sample; accumulation float32);
+      the loop in C++, batch elements on up to ``num_threads`` threads (default
+      ``torch.get_num_threads()``).
     - ``"cuda"``: CUDA tensors, float32/float16/bfloat16 ``h`` (the weights are used in ``h``'s
       dtype, accumulation is float32); a persistent kernel runs a whole chunk of steps per launch.
     - ``"triton"``: CUDA tensors (or CPU under ``TRITON_INTERPRET=1``), same dtypes.
     - ``"reference"``: the Python stepper (needs the packed model alive, and ``h`` in its dtype).
-    - ``"auto"``: ``cpp`` for float32 CPU inputs; on a GPU ``cuda``, else ``triton``; else the reference.
+    - ``"auto"``: ``cpp`` for float32/float16 CPU inputs; on a GPU ``cuda``, else ``triton``; else the reference.
 
     ``state`` (streaming): a :class:`SamplerState` (from :func:`sampler_state`) to start from instead
     of silence at step 0; it is updated in place, so calls over consecutive spans of the conditioning
@@ -333,8 +337,8 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
         return (mean, log_scale) if forced else x
     if h.device.type != "cpu":
         raise ValueError(f"h: backend 'cpp' needs CPU tensors, got device {h.device}")
-    if h.dtype != torch.float32:
-        raise TypeError(f"h: backend 'cpp' needs float32, got {h.dtype} (use backend='reference')")
+    if h.dtype not in (torch.float32, torch.float16):
+        raise TypeError(f"h: backend 'cpp' takes float32 or float16, got {h.dtype} (use backend='reference')")
     if state is not None and state.buffers.dtype != torch.float32:
         raise TypeError(f"state: backend 'cpp' needs float32 buffers, got {state.buffers.dtype}")
     if num_threads is None:
@@ -343,11 +347,14 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
     mean = torch.empty(B, T, dtype=torch.float32)
     log_scale = torch.empty(B, T, dtype=torch.float32)
     if B and T:
-        packed.cpp().run(h.detach().numpy(), None if forced else src.detach().numpy(),
-                         src.detach().numpy() if forced else None, x.numpy(), mean.numpy(), log_scale.numpy(),
-                         temperature, log_scale_min, int(chunk), int(num_threads),
-                         state=None if state is None else state.buffers.numpy(),
-                         step0=0 if state is None else state.step)
+        half = h.dtype == torch.float16
+        if half:  # the values are exact in float32; the C++ loop reads float32 data
+            h, src = h.float(), src.float()
+        packed.cpp(half).run(h.detach().numpy(), None if forced else src.detach().numpy(),
+                             src.detach().numpy() if forced else None, x.numpy(), mean.numpy(), log_scale.numpy(),
+                             temperature, log_scale_min, int(chunk), int(num_threads),
+                             state=None if state is None else state.buffers.numpy(),
+                             step0=0 if state is None else state.step)
     if state is not None:
         state.step += T
     return (mean, log_scale) if forced else x
