@@ -386,6 +386,16 @@ def test_teacher_generate_stream_pieces_equal_generate():
         torch.testing.assert_close(torch.cat(pieces, 1), whole, rtol=1e-5, atol=1e-5)
     import copy
 
+    # sample_dtype: the C++ sampler's float16 weights, through the same spans
+    from clarinet.ops.wavenet_sample import pack_wavenet, wavenet_sample
+
+    with torch.no_grad():
+        h16 = m.upsampler(mel).half()
+    want = wavenet_sample(pack_wavenet(m), h16, noise.half(), backend="cpp")
+    got = m.generate(mel, noise, progress=False, span=25, sample_dtype=torch.float16)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="sample_dtype"):
+        m.generate(mel, noise, progress=False, sample_dtype="half")
     # the Triton sampler (the interpreter here) continues the carried state the same way
     streamed = m.generate(mel, noise, progress=False, backend="triton", span=60)
     torch.testing.assert_close(streamed, whole, rtol=1e-4, atol=1e-4)

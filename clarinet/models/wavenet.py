@@ -508,7 +508,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
     def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
                  progress: bool = True, *, log_scale_min: float = -9.0, chunk: int = 1024,
                  backend: str = "auto", span: int = 8192,
-                 callback: Optional[Callable[[torch.Tensor], None]] = None) -> torch.Tensor:
+                 callback: Optional[Callable[[torch.Tensor], None]] = None,
+                 sample_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         """Sample audio ``(B, T = frames * hop)`` one sample at a time.
 
         ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) * temperature * noise_t`` with
@@ -525,11 +526,14 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         upsampled per span and the sampler's state carried over, so memory is bounded by the span,
         not the utterance (60 s of audio never holds 60 s of conditioning); ``callback(piece)``
         (``(B, n)``) is called with each span as it is ready. ``chunk``: steps whose conditioning
-        projection is computed at once. ``progress``: a tqdm bar in samples.
+        projection is computed at once. ``progress``: a tqdm bar in samples. ``sample_dtype``: the
+        dtype the sampler runs in (default the model's): the conditioning and noise are rounded to it
+        and the backend uses its weights in it, e.g. ``torch.float16`` for the C++ sampler's float16
+        weights (half the bytes per sample) or the GPU samplers' 16-bit paths; outputs are float32.
         """
         pieces = []
         for piece in self.generate_stream(mel, noise, temperature, progress=progress, log_scale_min=log_scale_min,
-                                          chunk=chunk, backend=backend, span=span):
+                                          chunk=chunk, backend=backend, span=span, sample_dtype=sample_dtype):
             if callback is not None:
                 callback(piece)
             pieces.append(piece)
@@ -540,7 +544,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
     @torch.no_grad()
     def generate_stream(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
                         *, progress: bool = False, log_scale_min: float = -9.0, chunk: int = 1024,
-                        backend: str = "auto", span: int = 8192) -> Iterator[torch.Tensor]:
+                        backend: str = "auto", span: int = 8192,
+                        sample_dtype: Optional[torch.dtype] = None) -> Iterator[torch.Tensor]:
         """:meth:`generate` as an iterator of ``(B, n)`` pieces (``n <= span``), each yielded as soon as
         it is sampled, so a caller can play or write audio while the rest is generated. The pieces
         concatenate to exactly what :meth:`generate` returns for the same noise.
@@ -557,21 +562,24 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         _positive_int("chunk", chunk)
         _positive_int("span", span)
         B, T = noise.shape
+        if sample_dtype is not None and not (isinstance(sample_dtype, torch.dtype) and sample_dtype.is_floating_point):
+            raise TypeError(f"sample_dtype: expected a floating-point torch.dtype, got {sample_dtype!r}")
+        run_dtype = sample_dtype or mel.dtype
         if backend == "auto":
             env = os.environ.get("CLARINET_BACKEND", "auto")
             backend = env if env in sample_backends else "auto"
         packed = pack_wavenet(self)
         if backend == "auto":
-            backend = _pick_auto(packed, mel.new_empty(B, self.n_mels, 0))
+            backend = _pick_auto(packed, mel.new_empty(B, self.n_mels, 0, dtype=run_dtype))
         state_dtype = mel.dtype if backend == "reference" else torch.float32
         state = sampler_state(packed, B, mel.device, state_dtype)
         with tqdm(total=T, disable=not progress, desc="generate", unit="sample", unit_scale=True,
                   leave=False) as bar:
             for a in range(0, T, span):
                 e = min(a + span, T)
-                h = self.upsampler.forward_range(mel, a, e)
-                x = wavenet_sample(packed, h, noise[:, a:e], temperature=temperature, log_scale_min=log_scale_min,
-                                   backend=backend, chunk=chunk, state=state)
+                h = self.upsampler.forward_range(mel, a, e).to(run_dtype)
+                x = wavenet_sample(packed, h, noise[:, a:e].to(run_dtype), temperature=temperature,
+                                   log_scale_min=log_scale_min, backend=backend, chunk=chunk, state=state)
                 bar.update(e - a)
                 yield x
 
