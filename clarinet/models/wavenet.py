@@ -506,7 +506,7 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
     # -- incremental sampling -----------------------------------------------------------------
     @torch.no_grad()
     def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
-                 progress: bool = True, *, log_scale_min: float = -9.0, chunk: int = 1024,
+                 progress: bool = True, *, log_scale_min: float = -9.0, chunk: Optional[int] = None,
                  backend: str = "auto", span: int = 8192,
                  callback: Optional[Callable[[torch.Tensor], None]] = None,
                  sample_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
@@ -526,7 +526,7 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         upsampled per span and the sampler's state carried over, so memory is bounded by the span,
         not the utterance (60 s of audio never holds 60 s of conditioning); ``callback(piece)``
         (``(B, n)``) is called with each span as it is ready. ``chunk``: steps whose conditioning
-        projection is computed at once. ``progress``: a tqdm bar in samples. ``sample_dtype``: the
+        projection is computed at once (None: the backend's default). ``progress``: a tqdm bar in samples. ``sample_dtype``: the
         dtype the sampler runs in (default the model's): the conditioning and noise are rounded to it
         and the backend uses its weights in it, e.g. ``torch.float16`` for the C++ sampler's float16
         weights (half the bytes per sample) or the GPU samplers' 16-bit paths; outputs are float32.
@@ -543,7 +543,7 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
 
     @torch.no_grad()
     def generate_stream(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
-                        *, progress: bool = False, log_scale_min: float = -9.0, chunk: int = 1024,
+                        *, progress: bool = False, log_scale_min: float = -9.0, chunk: Optional[int] = None,
                         backend: str = "auto", span: int = 8192,
                         sample_dtype: Optional[torch.dtype] = None) -> Iterator[torch.Tensor]:
         """:meth:`generate` as an iterator of ``(B, n)`` pieces (``n <= span``), each yielded as soon as
@@ -559,7 +559,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         temperature = float(temperature)
         if backend not in sample_backends:
             raise ValueError(f"backend: expected one of {sample_backends}, got {backend!r}")
-        _positive_int("chunk", chunk)
+        if chunk is not None:
+            _positive_int("chunk", chunk)
         _positive_int("span", span)
         B, T = noise.shape
         if sample_dtype is not None and not (isinstance(sample_dtype, torch.dtype) and sample_dtype.is_floating_point):
