@@ -28,8 +28,10 @@
 // float16 weights (half_weights): every weight is rounded to float16 and the per-step matrices
 // (w_dil, w_rs, w_out1: 573k values for teacher-small) are stored as float16, converted on load
 // (F16C / AVX-512F). Measured on a 2-core AMD EPYC (1 MiB L2 per core), teacher-small, batch 1, one
-// thread: float32 (2.3 MB of weights per sample, more than L2 holds) 33k (AVX2) / 36k (AVX-512)
-// samples/s; float16 (1.15 MB) 54k / 61k samples/s, about 95 GFLOP/s at 1.6 MFLOP per sample.
+// thread, chunk 64 (best of 3): float32 (2.3 MB of weights per sample, more than L2 holds) 34k
+// (AVX2) / 40k (AVX-512) samples/s; float16 (1.15 MB) 55k / 68k samples/s, about 105 GFLOP/s at
+// 1.6 MFLOP per sample. The AVX-512 remainder blocks (64/32/16 outputs with 4/2/1 accumulators
+// instead of 16-output single-chain passes) took float16 from 61k to 68k.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -338,24 +340,38 @@ __attribute__((target("avx2,fma"))) void cond_avx2(const float* __restrict W, in
 
 #if defined(CLARINET_X86)
 // ---- AVX-512 (CPUs with full-width 512-bit FMA units double the AVX2 rate per cycle) ----
-// 128 outputs (8 zmm accumulators) per pass, then 16 at a time, then one masked tail.
+// NACC zmm accumulators (16 outputs each) over all inputs: NACC independent FMA chains per row, so
+// the 4-cycle FMA latency is hidden when NACC >= 4 (one accumulator alone runs at a quarter rate).
+template <int NACC, typename Load>
+__attribute__((target("avx512f"))) inline void matvec512_block(Load load, int64_t ldw, const float* __restrict x,
+                                                               int64_t nin, float* __restrict acc, int64_t o0) {
+  __m512 a[NACC];
+  for (int j = 0; j < NACC; ++j) a[j] = _mm512_loadu_ps(acc + o0 + 16 * j);
+  for (int64_t i = 0; i < nin; ++i) {
+    const __m512 b = _mm512_set1_ps(x[i]);
+    for (int j = 0; j < NACC; ++j) a[j] = _mm512_fmadd_ps(b, load(i * ldw + o0 + 16 * j), a[j]);
+  }
+  for (int j = 0; j < NACC; ++j) _mm512_storeu_ps(acc + o0 + 16 * j, a[j]);
+}
+
+// Blocks of 128 outputs, then one of 64, 32 and 16 as they fit (R + S = 192 is 128 + 64, not
+// 128 + four single-chain passes), then one masked tail.
 template <typename Load>
 __attribute__((target("avx512f"))) inline void matvec512(Load load, int64_t ldw, const float* __restrict x,
                                                          int64_t nin, float* __restrict acc, int64_t nout) {
   int64_t o0 = 0;
-  for (; o0 + 128 <= nout; o0 += 128) {
-    __m512 a[8];
-    for (int j = 0; j < 8; ++j) a[j] = _mm512_loadu_ps(acc + o0 + 16 * j);
-    for (int64_t i = 0; i < nin; ++i) {
-      const __m512 b = _mm512_set1_ps(x[i]);
-      for (int j = 0; j < 8; ++j) a[j] = _mm512_fmadd_ps(b, load(i * ldw + o0 + 16 * j), a[j]);
-    }
-    for (int j = 0; j < 8; ++j) _mm512_storeu_ps(acc + o0 + 16 * j, a[j]);
+  for (; o0 + 128 <= nout; o0 += 128) matvec512_block<8>(load, ldw, x, nin, acc, o0);
+  if (o0 + 64 <= nout) {
+    matvec512_block<4>(load, ldw, x, nin, acc, o0);
+    o0 += 64;
   }
-  for (; o0 + 16 <= nout; o0 += 16) {
-    __m512 a0 = _mm512_loadu_ps(acc + o0);
-    for (int64_t i = 0; i < nin; ++i) a0 = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), load(i * ldw + o0), a0);
-    _mm512_storeu_ps(acc + o0, a0);
+  if (o0 + 32 <= nout) {
+    matvec512_block<2>(load, ldw, x, nin, acc, o0);
+    o0 += 32;
+  }
+  if (o0 + 16 <= nout) {
+    matvec512_block<1>(load, ldw, x, nin, acc, o0);
+    o0 += 16;
   }
   if (o0 < nout) {
     const __mmask16 m = static_cast<__mmask16>((1u << (nout - o0)) - 1u);
