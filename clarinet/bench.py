@@ -377,11 +377,16 @@ def sampling_setup(case: Case, device: torch.device) -> dict:
     return dict(setup, packed=packed, h=h, forced=forced, ref=ref, short=short)
 
 
+def _run_dtype(dtype: torch.dtype, backend: str) -> torch.dtype:
+    """The dtype a generation backend runs a case of ``dtype`` in: the references in float32."""
+    return torch.float32 if backend in ("reference", "compile") else dtype
+
+
 def _iaf_generator(setup: dict, backend: str) -> Callable:
     """The student's generation on ``backend`` in the case's dtype (``compile``: torch.compile of the reference)."""
     import copy
 
-    dtype = setup["dtype"] if backend not in ("reference", "compile") else torch.float32
+    dtype = _run_dtype(setup["dtype"], backend)
     model = copy.deepcopy(setup["model"]).to(dtype)
     model.backend = "reference" if backend in ("reference", "compile") else backend
     mel, noise = setup["mel"].to(dtype), setup["noise"].to(dtype)
@@ -403,7 +408,7 @@ def sampling_check(setup: dict, backend: str) -> str | None:
     """None when ``backend`` matches the float32 reference (AR: teacher-forced mean and log-scale)."""
     from .ops.wavenet_sample import wavenet_sample
 
-    dtype = setup["dtype"] if backend not in ("reference", "compile") else torch.float32
+    dtype = _run_dtype(setup["dtype"], backend)
     if "packed" not in setup:  # IAF
         why = mismatch(_iaf_generator(setup, backend)(), setup["ref"], dtype)
         return None if why is None else f"audio: {why}"
@@ -423,7 +428,7 @@ def sampling_fn(setup: dict, backend: str, n: int) -> Callable:
 
     if "packed" not in setup:
         return _iaf_generator(setup, backend)
-    dtype = setup["dtype"] if backend in ("cuda", "triton", "cpp") else torch.float32
+    dtype = _run_dtype(setup["dtype"], backend)
     packed, h, noise = setup["packed"], setup["h"][..., :n].to(dtype), setup["noise"][:, :n].to(dtype)
     return lambda: wavenet_sample(packed, h, noise, backend=backend)
 
@@ -440,9 +445,8 @@ def _run_sampling_case(case: Case, backends, device: torch.device, min_time: flo
     for backend in backends:
         slow = backend == "reference" and case.op == "ar_sampling"
         n = setup["short"] if slow else T
-        ran_dtype = case.dtype if backend in ("cuda", "triton", "cpp") else torch.float32
         row = dict(case=case.name, op=case.op, config=case.config, mode=case.mode,
-                   dtype=str(ran_dtype).replace("torch.", ""), shape=dict(case.shape, T=n), backend=backend)
+                   dtype=str(_run_dtype(case.dtype, backend)).replace("torch.", ""), shape=dict(case.shape, T=n), backend=backend)
         why = unavailable(backend, case, device)
         if why is not None:
             rows.append(dict(row, status="skipped", reason=why))

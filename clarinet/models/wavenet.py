@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Callable, Iterator, Optional, Sequence
 
 import torch
@@ -552,13 +551,10 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         """
         from tqdm.auto import tqdm
 
-        from ..ops.wavenet_sample import _BACKENDS as sample_backends
-        from ..ops.wavenet_sample import _pick_auto, pack_wavenet, sampler_state, wavenet_sample
+        from ..ops.wavenet_sample import pack_wavenet, resolve_backend, sampler_state, wavenet_sample
 
         noise = generation_noise(self, mel, noise)
         temperature = float(temperature)
-        if backend not in sample_backends:
-            raise ValueError(f"backend: expected one of {sample_backends}, got {backend!r}")
         if chunk is not None:
             _positive_int("chunk", chunk)
         _positive_int("span", span)
@@ -566,12 +562,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         if sample_dtype is not None and not (isinstance(sample_dtype, torch.dtype) and sample_dtype.is_floating_point):
             raise TypeError(f"sample_dtype: expected a floating-point torch.dtype, got {sample_dtype!r}")
         run_dtype = sample_dtype or mel.dtype
-        if backend == "auto":
-            env = os.environ.get("CLARINET_BACKEND", "auto")
-            backend = env if env in sample_backends else "auto"
         packed = pack_wavenet(self)
-        if backend == "auto":
-            backend = _pick_auto(packed, mel.new_empty(B, self.n_mels, 0, dtype=run_dtype))
+        backend = resolve_backend(packed, mel.new_empty(B, self.n_mels, 0, dtype=run_dtype), backend)
         state_dtype = mel.dtype if backend == "reference" else torch.float32
         state = sampler_state(packed, B, mel.device, state_dtype)
         with tqdm(total=T, disable=not progress, desc="generate", unit="sample", unit_scale=True,

@@ -207,7 +207,7 @@ def _check_state(packed, state, h) -> None:
         raise ValueError(f"state: expected step an int >= 0, got {state.step!r}")
 
 
-def _check_inputs(packed, h, noise, teacher_forcing, temperature, log_scale_min, backend, chunk):
+def _check_inputs(packed, h, noise, teacher_forcing, temperature, log_scale_min, chunk):
     if not isinstance(packed, PackedWaveNet):
         raise TypeError(f"packed: expected a PackedWaveNet (from pack_wavenet), got {type(packed).__name__}")
     if not isinstance(h, torch.Tensor):
@@ -237,8 +237,6 @@ def _check_inputs(packed, h, noise, teacher_forcing, temperature, log_scale_min,
         temperature, log_scale_min = float(temperature), float(log_scale_min)
     except (TypeError, ValueError):
         raise TypeError("temperature, log_scale_min: expected floats") from None
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend: expected one of {_BACKENDS}, got {backend!r}")
     return B, T, temperature, log_scale_min
 
 
@@ -257,6 +255,18 @@ def _gpu_reason(backend: str, packed: PackedWaveNet, h: torch.Tensor) -> Optiona
         check = getattr(load(backend, "wavenet_sample"), "wavenet_sample_unsupported", None)
         reason = check(packed, h) if check is not None else None
     return reason
+
+
+def resolve_backend(packed: PackedWaveNet, h: torch.Tensor, backend: str) -> str:
+    """The sampler backend that runs ``h``: ``backend``, or for ``"auto"`` the ``CLARINET_BACKEND``
+    environment variable when it names a sampler backend, else the fastest one for ``h``'s device
+    and dtype (see :func:`wavenet_sample`)."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend: expected one of {_BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        env = os.environ.get("CLARINET_BACKEND", "auto")
+        backend = env if env in _BACKENDS else "auto"  # a backend of the other ops: not one of ours
+    return _pick_auto(packed, h) if backend == "auto" else backend
 
 
 def _pick_auto(packed: PackedWaveNet, h: torch.Tensor) -> str:
@@ -307,16 +317,11 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
 
     Equivalent to :func:`wavenet_sample_ref` (``GaussianWaveNet.generate`` after the upsampler).
     """
-    if backend == "auto":
-        backend = os.environ.get("CLARINET_BACKEND", "auto")
-        if backend not in _BACKENDS:  # a backend of the other ops: not one of ours
-            backend = "auto"
     B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
-                                                     log_scale_min, backend, chunk)
+                                                     log_scale_min, chunk)
     packed.check()
     _check_state(packed, state, h)
-    if backend == "auto":
-        backend = _pick_auto(packed, h)
+    backend = resolve_backend(packed, h, backend)
     if chunk is None:
         chunk = DEFAULT_CHUNK[backend]
     forced = teacher_forcing is not None
@@ -377,7 +382,7 @@ def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[t
     from ..models.wavenet import incremental_sample
 
     B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
-                                                     log_scale_min, "reference", chunk)
+                                                     log_scale_min, chunk)
     packed.check()
     _check_state(packed, state, h)
     if chunk is None:

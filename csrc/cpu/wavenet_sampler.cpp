@@ -58,65 +58,6 @@ namespace {
 
 constexpr float kSqrtHalf = 0.70710678118654752440f;
 
-// acc[o] += sum_i x[i] * W[i*ldw + o], o < nout, i < nin.
-using MatVecFn = void (*)(const float* __restrict, int64_t, const float* __restrict, int64_t, float* __restrict,
-                          int64_t);
-
-void matvec_acc_generic(const float* __restrict W, int64_t ldw, const float* __restrict x, int64_t nin,
-                        float* __restrict acc, int64_t nout) {
-  for (int64_t i = 0; i < nin; ++i) {
-    const float xi = x[i];
-    const float* __restrict w = W + i * ldw;
-    for (int64_t o = 0; o < nout; ++o) acc[o] += xi * w[o];
-  }
-}
-
-#if defined(CLARINET_X86)
-__attribute__((target("avx2,fma"))) void matvec_acc_avx2(const float* __restrict W, int64_t ldw,
-                                                          const float* __restrict x, int64_t nin,
-                                                          float* __restrict acc, int64_t nout) {
-  int64_t o0 = 0;
-  // 64 outputs (8 ymm accumulators) per pass: one broadcast feeds 8 FMAs from one weight row.
-  for (; o0 + 64 <= nout; o0 += 64) {
-    __m256 a0 = _mm256_loadu_ps(acc + o0), a1 = _mm256_loadu_ps(acc + o0 + 8);
-    __m256 a2 = _mm256_loadu_ps(acc + o0 + 16), a3 = _mm256_loadu_ps(acc + o0 + 24);
-    __m256 a4 = _mm256_loadu_ps(acc + o0 + 32), a5 = _mm256_loadu_ps(acc + o0 + 40);
-    __m256 a6 = _mm256_loadu_ps(acc + o0 + 48), a7 = _mm256_loadu_ps(acc + o0 + 56);
-    const float* w = W + o0;
-    for (int64_t i = 0; i < nin; ++i, w += ldw) {
-      const __m256 b = _mm256_broadcast_ss(x + i);
-      a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w), a0);
-      a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 8), a1);
-      a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 16), a2);
-      a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 24), a3);
-      a4 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 32), a4);
-      a5 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 40), a5);
-      a6 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 48), a6);
-      a7 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w + 56), a7);
-    }
-    _mm256_storeu_ps(acc + o0, a0);
-    _mm256_storeu_ps(acc + o0 + 8, a1);
-    _mm256_storeu_ps(acc + o0 + 16, a2);
-    _mm256_storeu_ps(acc + o0 + 24, a3);
-    _mm256_storeu_ps(acc + o0 + 32, a4);
-    _mm256_storeu_ps(acc + o0 + 40, a5);
-    _mm256_storeu_ps(acc + o0 + 48, a6);
-    _mm256_storeu_ps(acc + o0 + 56, a7);
-  }
-  for (; o0 + 8 <= nout; o0 += 8) {
-    __m256 a0 = _mm256_loadu_ps(acc + o0);
-    const float* w = W + o0;
-    for (int64_t i = 0; i < nin; ++i, w += ldw) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i), _mm256_loadu_ps(w), a0);
-    _mm256_storeu_ps(acc + o0, a0);
-  }
-  for (; o0 < nout; ++o0) {
-    float a = acc[o0];
-    for (int64_t i = 0; i < nin; ++i) a = std::fma(x[i], W[i * ldw + o0], a);
-    acc[o0] = a;
-  }
-}
-#endif
-
 // ---- float16 weights: the same products over IEEE half-precision weights (half the bytes) ----
 // Conversions are exact for the half -> float direction; float -> half rounds to nearest even.
 float half_to_float(uint16_t h) {
@@ -163,48 +104,57 @@ uint16_t float_to_half(float f) {
   return sign | static_cast<uint16_t>(r);
 }
 
-// acc[o] += sum_i x[i] * W[i*ldw + o] with float16 W.
+inline float to_f32(float v) { return v; }
+inline float to_f32(uint16_t v) { return half_to_float(v); }
+
+// acc[o] += sum_i x[i] * W[i*ldw + o], o < nout, i < nin; W float32 or float16 (WT = uint16_t).
+using MatVecFn = void (*)(const float* __restrict, int64_t, const float* __restrict, int64_t, float* __restrict,
+                          int64_t);
 using MatVecHFn = void (*)(const uint16_t* __restrict, int64_t, const float* __restrict, int64_t, float* __restrict,
                            int64_t);
 
-void matvec_acc_h_generic(const uint16_t* __restrict W, int64_t ldw, const float* __restrict x, int64_t nin,
-                          float* __restrict acc, int64_t nout) {
+template <typename WT>
+void matvec_acc_generic(const WT* __restrict W, int64_t ldw, const float* __restrict x, int64_t nin,
+                        float* __restrict acc, int64_t nout) {
   for (int64_t i = 0; i < nin; ++i) {
     const float xi = x[i];
-    const uint16_t* __restrict w = W + i * ldw;
-    for (int64_t o = 0; o < nout; ++o) acc[o] += xi * half_to_float(w[o]);
+    const WT* __restrict w = W + i * ldw;
+    for (int64_t o = 0; o < nout; ++o) acc[o] += xi * to_f32(w[o]);
   }
 }
 
 #if defined(CLARINET_X86)
-__attribute__((target("avx2,fma,f16c"))) inline __m256 load_h8(const uint16_t* p) {
+// 8 weights as floats: a plain load, or 8 halves converted on load (F16C).
+__attribute__((target("avx2"))) inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,f16c"))) inline __m256 load8(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// As matvec_acc_avx2, each weight row read as 8-lane half vectors converted on load (F16C).
-__attribute__((target("avx2,fma,f16c"))) void matvec_acc_h_avx2(const uint16_t* __restrict W, int64_t ldw,
-                                                                const float* __restrict x, int64_t nin,
-                                                                float* __restrict acc, int64_t nout) {
+// 64 outputs (8 ymm accumulators) per pass: one broadcast feeds 8 FMAs from one weight row.
+template <typename WT>
+__attribute__((target("avx2,fma,f16c"))) void matvec_acc_avx2(const WT* __restrict W, int64_t ldw,
+                                                              const float* __restrict x, int64_t nin,
+                                                              float* __restrict acc, int64_t nout) {
   int64_t o0 = 0;
   for (; o0 + 64 <= nout; o0 += 64) {
     __m256 a[8];
     for (int j = 0; j < 8; ++j) a[j] = _mm256_loadu_ps(acc + o0 + 8 * j);
-    const uint16_t* w = W + o0;
+    const WT* w = W + o0;
     for (int64_t i = 0; i < nin; ++i, w += ldw) {
       const __m256 b = _mm256_broadcast_ss(x + i);
-      for (int j = 0; j < 8; ++j) a[j] = _mm256_fmadd_ps(b, load_h8(w + 8 * j), a[j]);
+      for (int j = 0; j < 8; ++j) a[j] = _mm256_fmadd_ps(b, load8(w + 8 * j), a[j]);
     }
     for (int j = 0; j < 8; ++j) _mm256_storeu_ps(acc + o0 + 8 * j, a[j]);
   }
   for (; o0 + 8 <= nout; o0 += 8) {
     __m256 a0 = _mm256_loadu_ps(acc + o0);
-    const uint16_t* w = W + o0;
-    for (int64_t i = 0; i < nin; ++i, w += ldw) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i), load_h8(w), a0);
+    const WT* w = W + o0;
+    for (int64_t i = 0; i < nin; ++i, w += ldw) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i), load8(w), a0);
     _mm256_storeu_ps(acc + o0, a0);
   }
   for (; o0 < nout; ++o0) {
     float a = acc[o0];
-    for (int64_t i = 0; i < nin; ++i) a = std::fma(x[i], half_to_float(W[i * ldw + o0]), a);
+    for (int64_t i = 0; i < nin; ++i) a = std::fma(x[i], to_f32(W[i * ldw + o0]), a);
     acc[o0] = a;
   }
 }
@@ -340,37 +290,45 @@ __attribute__((target("avx2,fma"))) void cond_avx2(const float* __restrict W, in
 
 #if defined(CLARINET_X86)
 // ---- AVX-512 (CPUs with full-width 512-bit FMA units double the AVX2 rate per cycle) ----
+__attribute__((target("avx512f"))) inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+__attribute__((target("avx512f"))) inline __m512 load16(const uint16_t* p) {
+  return _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
 // NACC zmm accumulators (16 outputs each) over all inputs: NACC independent FMA chains per row, so
 // the 4-cycle FMA latency is hidden when NACC >= 4 (one accumulator alone runs at a quarter rate).
-template <int NACC, typename Load>
-__attribute__((target("avx512f"))) inline void matvec512_block(Load load, int64_t ldw, const float* __restrict x,
-                                                               int64_t nin, float* __restrict acc, int64_t o0) {
+template <int NACC, typename WT>
+__attribute__((target("avx512f"))) inline void matvec512_block(const WT* __restrict W, int64_t ldw,
+                                                               const float* __restrict x, int64_t nin,
+                                                               float* __restrict acc, int64_t o0) {
   __m512 a[NACC];
   for (int j = 0; j < NACC; ++j) a[j] = _mm512_loadu_ps(acc + o0 + 16 * j);
-  for (int64_t i = 0; i < nin; ++i) {
+  const WT* w = W + o0;
+  for (int64_t i = 0; i < nin; ++i, w += ldw) {
     const __m512 b = _mm512_set1_ps(x[i]);
-    for (int j = 0; j < NACC; ++j) a[j] = _mm512_fmadd_ps(b, load(i * ldw + o0 + 16 * j), a[j]);
+    for (int j = 0; j < NACC; ++j) a[j] = _mm512_fmadd_ps(b, load16(w + 16 * j), a[j]);
   }
   for (int j = 0; j < NACC; ++j) _mm512_storeu_ps(acc + o0 + 16 * j, a[j]);
 }
 
 // Blocks of 128 outputs, then one of 64, 32 and 16 as they fit (R + S = 192 is 128 + 64, not
 // 128 + four single-chain passes), then one masked tail.
-template <typename Load>
-__attribute__((target("avx512f"))) inline void matvec512(Load load, int64_t ldw, const float* __restrict x,
-                                                         int64_t nin, float* __restrict acc, int64_t nout) {
+template <typename WT>
+__attribute__((target("avx512f"))) void matvec_acc_avx512(const WT* __restrict W, int64_t ldw,
+                                                          const float* __restrict x, int64_t nin,
+                                                          float* __restrict acc, int64_t nout) {
   int64_t o0 = 0;
-  for (; o0 + 128 <= nout; o0 += 128) matvec512_block<8>(load, ldw, x, nin, acc, o0);
+  for (; o0 + 128 <= nout; o0 += 128) matvec512_block<8>(W, ldw, x, nin, acc, o0);
   if (o0 + 64 <= nout) {
-    matvec512_block<4>(load, ldw, x, nin, acc, o0);
+    matvec512_block<4>(W, ldw, x, nin, acc, o0);
     o0 += 64;
   }
   if (o0 + 32 <= nout) {
-    matvec512_block<2>(load, ldw, x, nin, acc, o0);
+    matvec512_block<2>(W, ldw, x, nin, acc, o0);
     o0 += 32;
   }
   if (o0 + 16 <= nout) {
-    matvec512_block<1>(load, ldw, x, nin, acc, o0);
+    matvec512_block<1>(W, ldw, x, nin, acc, o0);
     o0 += 16;
   }
   if (o0 < nout) {
@@ -378,37 +336,11 @@ __attribute__((target("avx512f"))) inline void matvec512(Load load, int64_t ldw,
     __m512 a0 = _mm512_maskz_loadu_ps(m, acc + o0);
     for (int64_t i = 0; i < nin; ++i) {
       alignas(64) float tmp[16] = {0};
-      for (int64_t o = o0; o < nout; ++o) tmp[o - o0] = load.scalar(i * ldw + o);
+      for (int64_t o = o0; o < nout; ++o) tmp[o - o0] = to_f32(W[i * ldw + o]);
       a0 = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), _mm512_load_ps(tmp), a0);
     }
     _mm512_mask_storeu_ps(acc + o0, m, a0);
   }
-}
-
-struct LoadF32 {
-  const float* w;
-  __attribute__((target("avx512f"))) __m512 operator()(int64_t k) const { return _mm512_loadu_ps(w + k); }
-  float scalar(int64_t k) const { return w[k]; }
-};
-
-struct LoadF16 {
-  const uint16_t* w;
-  __attribute__((target("avx512f"))) __m512 operator()(int64_t k) const {
-    return _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k)));
-  }
-  float scalar(int64_t k) const { return half_to_float(w[k]); }
-};
-
-__attribute__((target("avx512f"))) void matvec_acc_avx512(const float* __restrict W, int64_t ldw,
-                                                          const float* __restrict x, int64_t nin,
-                                                          float* __restrict acc, int64_t nout) {
-  matvec512(LoadF32{W}, ldw, x, nin, acc, nout);
-}
-
-__attribute__((target("avx512f"))) void matvec_acc_h_avx512(const uint16_t* __restrict W, int64_t ldw,
-                                                            const float* __restrict x, int64_t nin,
-                                                            float* __restrict acc, int64_t nout) {
-  matvec512(LoadF16{W}, ldw, x, nin, acc, nout);
 }
 
 // Four time steps x 64 outputs per pass (16 zmm accumulators): each weight load feeds four FMAs.
@@ -480,20 +412,20 @@ GateFn pick_gate(int level) {
 
 MatVecFn pick_matvec(int level) {
 #if defined(CLARINET_X86)
-  if (level >= 2) return matvec_acc_avx512;
-  if (level >= 1) return matvec_acc_avx2;
+  if (level >= 2) return matvec_acc_avx512<float>;
+  if (level >= 1) return matvec_acc_avx2<float>;
 #endif
   (void)level;
-  return matvec_acc_generic;
+  return matvec_acc_generic<float>;
 }
 
 MatVecHFn pick_matvec_h(int level) {
 #if defined(CLARINET_X86)
-  if (level >= 2) return matvec_acc_h_avx512;
-  if (level >= 1) return matvec_acc_h_avx2;
+  if (level >= 2) return matvec_acc_avx512<uint16_t>;
+  if (level >= 1) return matvec_acc_avx2<uint16_t>;
 #endif
   (void)level;
-  return matvec_acc_h_generic;
+  return matvec_acc_generic<uint16_t>;
 }
 
 std::vector<uint16_t> to_half(const std::vector<float>& v) {
@@ -672,8 +604,6 @@ class WaveNetSampler {
     if (err) std::rethrow_exception(err);
   }
 
-  bool uses_avx2() const { return isa_level(true, "auto") >= 1; }
-
   // The instruction set run() uses by default: "avx512", "avx2" or "generic".
   std::string isa() const {
     static const char* names[] = {"generic", "avx2", "avx512"};
@@ -811,6 +741,5 @@ void register_wavenet_sampler(py::module_& m) {
            "Run the sampling loop (GIL released); writes x_out, mean_out, ls_out (B, T) and, when given, "
            "reads and rewrites the carried state (B, state_size) (see state_size).")
       .def_property_readonly("state_size", &WaveNetSampler::state_size)
-      .def_property_readonly("uses_avx2", &WaveNetSampler::uses_avx2)
       .def_property_readonly("isa", &WaveNetSampler::isa);
 }
