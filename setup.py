@@ -17,13 +17,14 @@ Environment variables read at build time:
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from pybind11.setup_helpers import Pybind11Extension
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
@@ -75,6 +76,13 @@ def _gencode_flags(arch_list: str) -> list[str]:
     return flags
 
 
+def _run_nvcc(cmd: list[str]) -> str:
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"nvcc failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+    return proc.stdout + proc.stderr
+
+
 class BuildExt(build_ext):
     """Compiles ``.cu`` sources with nvcc, everything else with the host compiler."""
 
@@ -85,17 +93,17 @@ class BuildExt(build_ext):
         nvcc = ext.nvcc
         build_temp = Path(self.build_temp) / "cuda"
         build_temp.mkdir(parents=True, exist_ok=True)
-        objects = []
-        for src in cu_sources:
-            obj = build_temp / (Path(src).stem + ".o")
-            cmd = [
-                nvcc, "-c", src, "-o", str(obj),
-                "-std=c++17", "-O3", "-Xcompiler", "-fPIC", "--expt-relaxed-constexpr",
-                "-lineinfo", "-Icsrc/cuda", *ext.gencode,
-            ]
-            print(" ".join(cmd))
-            subprocess.check_call(cmd, cwd=ROOT)
-            objects.append(str(obj))
+        objects = [str(build_temp / (Path(src).stem + ".o")) for src in cu_sources]
+        cmds = [
+            [nvcc, "-c", src, "-o", obj, "-std=c++17", "-O3", "-Xcompiler", "-fPIC", "--expt-relaxed-constexpr",
+             "-lineinfo", "-Icsrc/cuda", *ext.gencode]
+            for src, obj in zip(cu_sources, objects)
+        ]
+        # the .cu files compile concurrently (MAX_JOBS processes, default one per CPU)
+        jobs = max(1, int(os.environ.get("MAX_JOBS") or os.cpu_count() or 1))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, len(cmds))) as pool:
+            for cmd, done in zip(cmds, pool.map(_run_nvcc, cmds)):
+                print(" ".join(cmd) + "\n" + done, end="")
         ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
         ext.extra_objects = list(ext.extra_objects or []) + objects
         super().build_extension(ext)
@@ -141,4 +149,6 @@ def _extensions() -> list:
     return exts
 
 
+# C++ sources of one extension compile concurrently too (MAX_JOBS, default one per CPU)
+ParallelCompile("MAX_JOBS", default=0).install()
 setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

@@ -18,6 +18,7 @@ feature functions import with torch alone.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import os
 import tempfile
@@ -229,6 +230,15 @@ def stft_loss(x: torch.Tensor, y: torch.Tensor, cfg: AudioConfig = AudioConfig()
 
 
 # ----------------------------------------------------------------------------------------------
+def _optional(name: str, purpose: str):
+    """Import the optional package ``name`` (soundfile, soxr): only audio files need them."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"{purpose} needs the package {name!r}, which is not installed: "
+                          f"pip install {name}") from exc
+
+
 def load_audio(path: PathLike, sample_rate: int) -> torch.Tensor:
     """Read an audio file as a float32 ``(T,)`` tensor in [-1, 1] at ``sample_rate``.
 
@@ -241,11 +251,10 @@ def load_audio(path: PathLike, sample_rate: int) -> torch.Tensor:
         ValueError: the file is empty (0 bytes or 0 samples) or soundfile cannot read it (the
             message names the path and gives soundfile's message).
     """
-    import soundfile as sf
-
     path = os.fspath(path)
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    sf = _optional("soundfile", "reading audio files")
     if not os.path.exists(path):
         raise FileNotFoundError(f"audio file not found: {path}")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
@@ -258,8 +267,7 @@ def load_audio(path: PathLike, sample_rate: int) -> torch.Tensor:
         raise ValueError(f"audio file has no samples: {path}")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if file_rate != sample_rate:
-        import soxr
-
+        soxr = _optional("soxr", f"resampling {path} from {file_rate} Hz to {sample_rate} Hz")
         mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
     return torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))
 
@@ -270,8 +278,7 @@ def save_audio(path: PathLike, x: torch.Tensor, sample_rate: int) -> None:
     Values outside [-1, 1] are clipped. The data go to a temporary file in the same folder, which
     then replaces ``path`` (``os.replace``), so a reader never sees a half-written file.
     """
-    import soundfile as sf
-
+    sf = _optional("soundfile", "writing audio files")
     path = os.fspath(path)
     if isinstance(x, torch.Tensor):
         data = x.detach().to("cpu", torch.float32).numpy()

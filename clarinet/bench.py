@@ -303,8 +303,13 @@ def unavailable(backend: str, case: Case, device: torch.device) -> str | None:
             if backend == "triton":
                 return "no GPU: Triton would run through its CPU interpreter, whose timings mean nothing"
             return "no GPU"
-        op = "wavenet_layer" if case.op == "iaf_sampling" else "wavenet_sample"
-        return _backend.unsupported_reason(backend, op, device, case.dtype, needs_grad=False)
+        # the student's generation needs every op it runs: the layers and the fused flow head
+        ops = ("wavenet_layer", "iaf_flow_head") if case.op == "iaf_sampling" else ("wavenet_sample",)
+        for op in ops:
+            why = _backend.unsupported_reason(backend, op, device, case.dtype, needs_grad=False)
+            if why is not None:
+                return why
+        return None
     if backend == "cpp":
         return f"{case.op} has no cpp backend"
     if backend in ("reference", "compile"):

@@ -7,10 +7,12 @@ import argparse
 import logging
 import os
 import sys
+import time
 
 import torch
 
 from ._backend import BACKENDS
+from ._compat import tf32_disabled
 from .losses import KL_KINDS
 from .train import SCHEDULES
 
@@ -31,9 +33,19 @@ def _bench(args) -> int:
     env = bench.environment(device)
     print(f"clarinet bench on {env['device']} (torch {env['torch']}, triton {env['triton']}), "
           f"{len(cases)} cases, size {size} {bench.SIZES[size]}, {dtype}", file=sys.stderr)
+    env["tf32"] = False  # float32 is full float32 for every backend, the references included
     rows = []
-    for case in tqdm(cases, desc="bench", unit="case", file=sys.stderr, disable=args.quiet):
-        rows += bench.run_case(case, args.backends, device, min_time=args.min_time)
+    start = time.monotonic()
+    with tf32_disabled():
+        for case in tqdm(cases, desc="bench", unit="case", file=sys.stderr, disable=args.quiet):
+            if args.max_seconds is not None and time.monotonic() - start > args.max_seconds:
+                rows += [dict(case=case.name, op=case.op, config=case.config, mode=case.mode,
+                              dtype=str(case.dtype).replace("torch.", ""), shape=case.shape, backend=b,
+                              status="skipped", reason=f"--max-seconds {args.max_seconds:g} reached")
+                         for b in args.backends]
+                continue
+            rows += bench.run_case(case, args.backends, device, min_time=args.min_time)
+            bench.write_record(args.out, env, rows)  # after every case: an interrupted run keeps its rows
     bench.write_record(args.out, env, rows)
     print(bench.markdown_table(rows))
     rtf = bench.rtf_table(rows)
@@ -70,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", help="default: cuda when available, else cpu")
     b.add_argument("--min-time", type=float, default=0.5, help="CPU: seconds to spend timing each case (default 0.5)")
     b.add_argument("--out", default="clarinet-bench.json", help="JSON record to write (default clarinet-bench.json)")
+    b.add_argument("--max-seconds", type=float, default=None,
+                   help="start no new case after this many seconds (the rest are recorded as skipped)")
     b.add_argument("--plot", help="PNG of generation samples/s against batch size (default: --out with .png)")
     b.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     b.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -43,6 +43,7 @@ import triton
 import triton.language as tl
 
 from clarinet._alloc import empty as _alloc
+from clarinet._compat import matmul_allows_tf32
 from clarinet._layout import tap_offsets
 
 _SQRT_HALF = tl.constexpr(0.7071067811865476)  # sqrt(0.5), used inside kernels
@@ -561,7 +562,7 @@ def _pad(n: int) -> int:
 def _dot_prec(dtype: torch.dtype) -> str:
     # float32 inputs: TF32 tensor cores only when PyTorch itself would use them for a float32 matmul,
     # so results match a float32 reference by default. Other dtypes ignore the setting.
-    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
+    if dtype == torch.float32 and not matmul_allows_tf32():
         return "ieee"
     return "tf32"
 

@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from clarinet.audio import (AudioConfig, hz_to_mel, load_audio, log_mel, mel_filterbank, mel_to_hz,
@@ -220,7 +219,7 @@ def test_stft_loss_shape_mismatch():
 
 
 # ------------------------------------------------------------------------------------ files
-def test_save_load_round_trip(tmp_path):
+def test_save_load_round_trip(tmp_path, sf):
     x = torch.from_numpy(_sine(440.0, 4800)) + 0.05 * torch.randn(4800)
     path = tmp_path / "a.wav"
     save_audio(path, x, SR)
@@ -235,7 +234,7 @@ def test_save_load_round_trip(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a.wav"]
 
 
-def test_save_clips_and_checks(tmp_path):
+def test_save_clips_and_checks(tmp_path, sf):
     save_audio(tmp_path / "c.wav", torch.tensor([2.0, -3.0, 0.5]), SR)
     y = load_audio(tmp_path / "c.wav", SR)
     assert y[0] > 0.99 and y[1] <= -0.99
@@ -244,7 +243,7 @@ def test_save_clips_and_checks(tmp_path):
     assert not (tmp_path / "d.wav").exists()
 
 
-def test_load_resamples(tmp_path):
+def test_load_resamples(tmp_path, sf):
     path = tmp_path / "16k.wav"
     sf.write(str(path), _sine(1000.0, 16000, sr=16000), 16000, subtype="FLOAT")
     y = load_audio(path, 24000)
@@ -256,7 +255,7 @@ def test_load_resamples(tmp_path):
     assert abs(np.abs(y.numpy()[2000:-2000]).max() - 0.5) < 0.01
 
 
-def test_load_mixes_stereo_to_mono(tmp_path):
+def test_load_mixes_stereo_to_mono(tmp_path, sf):
     left, right = _sine(300.0, 2400), _sine(700.0, 2400, amp=0.25)
     path = tmp_path / "stereo.wav"
     sf.write(str(path), np.stack([left, right], axis=1), SR, subtype="FLOAT")
@@ -265,7 +264,7 @@ def test_load_mixes_stereo_to_mono(tmp_path):
     np.testing.assert_allclose(y.numpy(), (left + right) / 2, atol=1e-6)
 
 
-def test_load_errors(tmp_path):
+def test_load_errors(tmp_path, sf):
     missing = tmp_path / "nope.wav"
     with pytest.raises(FileNotFoundError, match="nope.wav"):
         load_audio(missing, SR)

@@ -20,6 +20,7 @@ import shutil
 import pytest
 import torch
 
+from _backends import cuda_ops
 from _tolerances import assert_close
 from clarinet import _alloc
 
@@ -45,10 +46,7 @@ def _nvcc_available() -> bool:
 
 def _ext():
     """clarinet._cuda, or skip when it was not built."""
-    try:
-        return importlib.import_module("clarinet._cuda")
-    except ImportError as exc:
-        pytest.skip(f"CUDA extension clarinet._cuda not built ({exc})")
+    return cuda_ops()._cuda
 
 
 def _ops():

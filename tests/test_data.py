@@ -3,7 +3,6 @@ import os
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 import clarinet.data as data_mod
@@ -23,7 +22,12 @@ def _chirp(n, sr=CFG.sample_rate, f0=100.0, f1=3000.0, seed=0):
     return (0.4 * np.sin(phase) + noise).astype(np.float32)
 
 
+pytestmark = pytest.mark.audio_io  # every test here reads wav files
+
+
 def _write(path, x, sr=CFG.sample_rate):
+    import soundfile as sf
+
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), x, sr, subtype="FLOAT")
     return path

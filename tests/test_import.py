@@ -38,3 +38,28 @@ def test_reference_needs_no_backend():
     assert res.returncode == 0, res.stderr
     assert "(2, 6, 5)" in res.stdout
     assert "refused:" in res.stdout and "pip install triton" in res.stdout
+
+
+def test_everything_but_audio_files_works_without_soundfile_and_soxr(tmp_path):
+    # soundfile and soxr made unimportable: the package, its ops, models, samplers, the bench and the
+    # CLI import and run; reading or writing an audio file says which package to install
+    code = (
+        "import sys\n"
+        "sys.modules['soundfile'] = None\n"
+        "sys.modules['soxr'] = None\n"
+        "import torch, clarinet, clarinet.ops, clarinet.models, clarinet.bench, clarinet.cli, clarinet.train\n"
+        "from clarinet.audio import load_audio, log_mel, save_audio\n"
+        "from clarinet.models import GaussianWaveNet\n"
+        "m = GaussianWaveNet(layers=2, cycle=2, residual_channels=4, gate_channels=4, skip_channels=4, n_mels=80)\n"
+        "print(tuple(m.generate(torch.randn(1, 80, 2), progress=False).shape))\n"
+        "print(tuple(log_mel(torch.randn(1, 3000)).shape))\n"
+        "for call in (lambda: load_audio('x.wav', 24000), lambda: save_audio('x.wav', torch.zeros(4), 24000)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ImportError as e:\n"
+        "        print('refused:', e)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "(1, 600)" in res.stdout and "(1, 80, 10)" in res.stdout
+    assert res.stdout.count("pip install soundfile") == 2, res.stdout

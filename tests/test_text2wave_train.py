@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(tmp_path_factory, sf):
     return write_toy_corpus(tmp_path_factory.mktemp("toy"), n_utterances=24)
 
 

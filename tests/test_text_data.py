@@ -20,7 +20,7 @@ SILENCE = math.log(CFG.log_floor)
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(tmp_path_factory, sf):
     return write_toy_corpus(tmp_path_factory.mktemp("toy"), n_utterances=8)
 
 

@@ -34,10 +34,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(tmp_path_factory, sf):
     """Five 0.5 s chirps (a wav folder) at 24 kHz."""
-    import soundfile as sf
-
     root = tmp_path_factory.mktemp("corpus")
     t = np.arange(SR // 2) / SR
     for i in range(5):

@@ -16,6 +16,7 @@ pytest.importorskip("triton")
 
 from _tolerances import assert_close  # noqa: E402
 from clarinet import _alloc  # noqa: E402
+from clarinet._compat import matmul_tf32, tf32_disabled  # noqa: E402
 from clarinet.ops.wavenet_layer import tap_offsets, wavenet_layer_ref  # noqa: E402
 
 KW = importlib.import_module("clarinet.kernels.wavenet_layer")
@@ -177,9 +178,18 @@ def test_wavenet_layer_large(dtype, device):
     _check(4, 64, 128, 64, 80, 3, 256, 24_000, True, strided=True, dtype=dtype, device=device)
 
 
-def test_float32_dot_precision_follows_allow_tf32(monkeypatch):
-    # float32 dots use TF32 only when PyTorch's own float32 matmuls would
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    assert KW._dot_prec(torch.float32) == "ieee"
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
-    assert KW._dot_prec(torch.float32) == "tf32"
+def test_float32_dot_precision_follows_torch_tf32_setting():
+    # float32 dots use TF32 only when PyTorch's own float32 matmuls would; the setting is restored
+    before = torch.backends.cuda.matmul.fp32_precision
+    with matmul_tf32(False):
+        assert KW._dot_prec(torch.float32) == "ieee"
+        with tf32_disabled():
+            assert KW._dot_prec(torch.float32) == "ieee"
+    with matmul_tf32(True):
+        assert KW._dot_prec(torch.float32) == "tf32"
+        assert KW._dot_prec(torch.float16) == "tf32"
+        with tf32_disabled():
+            assert KW._dot_prec(torch.float32) == "ieee"
+            assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert KW._dot_prec(torch.float32) == "tf32"
+    assert torch.backends.cuda.matmul.fp32_precision == before

@@ -10,7 +10,6 @@ model reaches the multi-CTA (DSMEM) path, padded gate/skip slices and the weight
 """
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _backends import cuda_ops, skip_unsupported
 from clarinet import _alloc
 from clarinet.models import GaussianWaveNet
 from clarinet.ops.wavenet_sample import pack_wavenet, wavenet_sample, wavenet_sample_ref
@@ -35,10 +35,7 @@ CONFIG_IDS = ["auto", "n2", "n4-res2", "n8-res0"]
 
 
 def _ops():
-    try:
-        return importlib.import_module("clarinet._cuda_ops")
-    except ImportError as exc:
-        pytest.skip(f"CUDA extension clarinet._cuda not built ({exc})")
+    return cuda_ops()
 
 
 @pytest.fixture
@@ -54,9 +51,7 @@ def _configure(monkeypatch, ops, cluster, max_resident):
 
 
 def _skip_unless_supported(ops, packed, h):
-    reason = ops.wavenet_sample_unsupported(packed, h)
-    if reason is not None:
-        pytest.skip(reason)
+    skip_unsupported(ops.wavenet_sample_unsupported(packed, h))
 
 
 def model(K=2, seed=0, **kw):
@@ -381,36 +376,46 @@ _SANITIZER_SCRIPT = textwrap.dedent(
     p = pack_wavenet(m)
     h = torch.randn(3, 5, 40, device="cuda")
     noise = torch.randn(3, 40, device="cuda")
+    checked = 0
     for cluster, resident in ((0, -1), (2, 1), (4, 0)):
         ops._SAMPLER_CLUSTER, ops._SAMPLER_MAX_RESIDENT = cluster, resident
-        if ops.wavenet_sample_unsupported(p, h) is not None:
+        reason = ops.wavenet_sample_unsupported(p, h)
+        if reason is not None:
+            print(f"sanitizer-unsupported cluster={cluster} resident={resident}: {reason}")
             continue
         for dtype in (torch.float32, torch.float16):
             wavenet_sample(p, h.to(dtype), noise.to(dtype), backend="cuda", chunk=9)
             wavenet_sample(p, h.to(dtype), teacher_forcing=noise.to(dtype), backend="cuda", chunk=64)
+            checked += 1
     torch.cuda.synchronize()
-    print("sanitizer-script-done")
+    print(f"sanitizer-script-done configurations={checked}")
     """
 )
 
 
+#: seconds each compute-sanitizer run may take (CLARINET_SANITIZER_TIMEOUT): the whole GPU session
+#: has about 15 minutes, and both tools on the script above take well under one each
+SANITIZER_TIMEOUT = float(os.environ.get("CLARINET_SANITIZER_TIMEOUT", "240"))
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("tool", ["memcheck", "racecheck"])
-@pytest.mark.gpu
 def test_compute_sanitizer(tool, tmp_path):
     _ops()
     exe = shutil.which("compute-sanitizer")
     if exe is None:
-        pytest.skip("compute-sanitizer is not on PATH")
+        pytest.fail("compute-sanitizer is not on PATH (it ships with the CUDA toolkit)")
     script = tmp_path / "sample.py"
     script.write_text(_SANITIZER_SCRIPT)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
     proc = subprocess.run([exe, "--tool", tool, "--error-exitcode", "99", sys.executable, str(script)],
-                          capture_output=True, text=True, timeout=1800, env=env)
+                          capture_output=True, text=True, timeout=SANITIZER_TIMEOUT, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     assert "sanitizer-script-done" in out, out[-6000:]
+    checked = int(out.split("sanitizer-script-done configurations=")[1].split()[0])
+    assert checked >= 1, "compute-sanitizer checked no sampler configuration:\n" + out[-6000:]
     assert "ERROR SUMMARY: 0 errors" in out or "RACECHECK SUMMARY: 0 hazards" in out, out[-6000:]
 
 

@@ -39,7 +39,7 @@ def wavenet_layer_ref(
     xc = x.to(dt)
     T = x.shape[-1]
     left = (K - 1) * dilation if causal else (K - 1) // 2 * dilation
-    right = (K - 1) * dilation - left + (T == 0)  # conv1d refuses an input shorter than its kernel
+    right = (K - 1) * dilation - left + int(T == 0)  # int(): a SymBool breaks torch.compile; conv1d refuses an input shorter than its kernel
     xp = F.pad(xc, (left, right))
     a = F.conv1d(xp, w_dil.to(dt), b_dil.to(dt), dilation=dilation)[..., :T]
     if h is not None:
