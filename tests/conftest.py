@@ -10,8 +10,9 @@ Markers and fixtures that decide where a test runs:
   the bench's "no GPU" rows); skipped on a GPU machine, where ``gpu`` tests cover the same paths.
 * ``audio_io``: reads or writes audio files; skipped when soundfile or soxr is not installed (they
   are needed for audio files only). The ``sf`` fixture gives the soundfile module and implies it.
-* ``triton_device`` fixture: ``"cuda"`` on a GPU machine, else ``"cpu"`` (the interpreter); a test
-  that uses it is also marked ``gpu`` on a GPU machine, so ``pytest -m gpu`` runs it there.
+* ``triton``: runs Triton kernels, on the GPU when there is one, else on CPU tensors through the
+  interpreter; on a GPU machine such a test is also marked ``gpu``, so ``pytest -m gpu`` runs it.
+  The ``triton_device`` fixture (``"cuda"`` on a GPU machine, else ``"cpu"``) implies it.
 
 On a GPU machine, float32 references run in full float32: TF32 is disabled for the whole session
 (cuDNN convolutions default to TF32, which would fail a correct kernel at float32 tolerances).
@@ -46,6 +47,7 @@ HAS_AUDIO_IO = _importable("soundfile") and _importable("soxr")
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one)")
     config.addinivalue_line("markers", "cpu_only: checks the behaviour of a machine without a GPU (skipped on one)")
+    config.addinivalue_line("markers", "triton: runs Triton kernels (on the GPU when there is one; marked gpu there)")
     config.addinivalue_line("markers", "audio_io: reads or writes audio files (skipped without soundfile and soxr)")
 
 
@@ -56,7 +58,7 @@ def pytest_collection_modifyitems(config, items):
                                          "(pip install soundfile soxr)")
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if "triton_device" in fixtures and HAS_GPU:
+        if ("triton_device" in fixtures or item.get_closest_marker("triton")) and HAS_GPU:
             item.add_marker(pytest.mark.gpu)
         if "sf" in fixtures:
             item.add_marker(pytest.mark.audio_io)

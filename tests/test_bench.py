@@ -44,7 +44,7 @@ def test_cli_writes_a_record(tmp_path, capsys):
     assert "| ar_sampling teacher-small | 2 |" in printed and "x real time" in printed
 
 
-def test_wrong_answer_is_not_timed(monkeypatch):
+def test_wrong_answer_is_not_timed(monkeypatch, triton_device):
     """A backend whose result disagrees with the reference gets status 'wrong' and no time."""
     from clarinet.kernels import gaussian_nll as kern
 
@@ -52,18 +52,18 @@ def test_wrong_answer_is_not_timed(monkeypatch):
     monkeypatch.setattr(kern, "gaussian_nll_fwd", lambda *a: real(*a) * 1.01)
     monkeypatch.setattr(bench, "unavailable", lambda *a: None)  # let the interpreter run here
     (case,) = bench.cases(ops=("gaussian_nll",), modes=("fwd",), dtype=torch.float32, size="tiny")
-    rows = bench.run_case(case, ["reference", "triton"], torch.device("cpu"), min_time=0.01)
+    rows = bench.run_case(case, ["reference", "triton"], torch.device(triton_device), min_time=0.01)
     by_backend = {r["backend"]: r for r in rows}
     assert by_backend["reference"]["status"] == "ok"
     assert by_backend["triton"]["status"] == "wrong" and "median_ms" not in by_backend["triton"]
 
 
-def test_triton_matches_in_bench_harness(monkeypatch):
+def test_triton_matches_in_bench_harness(monkeypatch, triton_device):
     """The harness's own correctness check passes for the real kernels (forward and backward)."""
     monkeypatch.setattr(bench, "unavailable", lambda *a: None)
     for case in bench.cases(ops=("wavenet_layer", "gaussian_nll", "gaussian_kl", "iaf_flow_head"), configs=("student",),
                             dtype=torch.float32, size="tiny"):
-        rows = bench.run_case(case, ["triton"], torch.device("cpu"), min_time=0.0)
+        rows = bench.run_case(case, ["triton"], torch.device(triton_device), min_time=0.0)
         assert rows[0]["status"] == "ok", rows[0]
 
 

@@ -7,6 +7,8 @@ from clarinet.ops import gaussian_kl, gaussian_nll, wavenet_layer, wavenet_layer
 
 from _backends import backend_device
 
+pytestmark = pytest.mark.triton  # Triton kernels: on the GPU when there is one (conftest)
+
 
 def layer_inputs(device, cond=True, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -8,6 +8,8 @@ from _backends import FAST_BACKENDS, backend_device, poison_outputs
 from _inputs import LAYOUTS, loss_inputs, seed_of
 from _tolerances import assert_close
 
+pytestmark = pytest.mark.triton  # Triton kernels: on the GPU when there is one (conftest)
+
 NAMES = ("mean_q", "log_scale_q", "mean_p", "log_scale_p")
 
 

@@ -10,6 +10,8 @@ from _inputs import LAYOUTS, loss_inputs, seed_of
 from _backends import FAST_BACKENDS, backend_device, poison_outputs
 from _tolerances import RTOL, assert_close
 
+pytestmark = pytest.mark.triton  # Triton kernels: on the GPU when there is one (conftest)
+
 DTYPES = [torch.float32, torch.float16]
 
 

@@ -7,6 +7,8 @@ from clarinet.models import GaussianIAF
 from clarinet.ops import iaf_flow_head, iaf_flow_head_ref
 from clarinet.testing import assert_close
 
+pytestmark = pytest.mark.triton  # Triton kernels: on the GPU when there is one (conftest)
+
 DEVICE = backend_device("triton")
 
 

@@ -159,10 +159,10 @@ def test_distillation_gradients_skip_the_teacher(kind):
 # ----------------------------------------------------------------------------------------------
 # Triton (interpreter on CPU) vs reference, tiny models
 
-def test_teacher_loss_triton_matches_reference():
-    audio, mel, _ = batch(B=1, frames=25)  # T = 300
-    ref = tiny_teacher("reference")
-    tri = tiny_teacher("triton")
+def test_teacher_loss_triton_matches_reference(triton_device):
+    audio, mel, _ = (t.to(triton_device) for t in batch(B=1, frames=25))  # T = 300
+    ref = tiny_teacher("reference").to(triton_device)
+    tri = tiny_teacher("triton").to(triton_device)
     l_ref = teacher_loss(ref, audio, mel)
     l_tri = teacher_loss(tri, audio, mel)
     l_ref.backward()
@@ -173,12 +173,12 @@ def test_teacher_loss_triton_matches_reference():
         torch.testing.assert_close(g_tri[n], g, rtol=1e-4, atol=1e-6, msg=n)
 
 
-def test_distillation_triton_matches_reference():
-    audio, mel, noise = batch(B=1, frames=25)
+def test_distillation_triton_matches_reference(triton_device):
+    audio, mel, noise = (t.to(triton_device) for t in batch(B=1, frames=25))
     results = {}
     for backend in ("reference", "triton"):
-        student = tiny_student(backend)
-        teacher = tiny_teacher(backend)
+        student = tiny_student(backend).to(triton_device)
+        teacher = tiny_teacher(backend).to(triton_device)
         out = distillation_loss(student, teacher, audio, mel, noise=noise, audio_config=SMALL_STFT)
         out["loss"].backward()
         assert all(p.grad is None for p in teacher.parameters())

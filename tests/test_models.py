@@ -368,7 +368,7 @@ def test_empty_inputs():
         assert tuple(s.generate(mel).shape) == (B, T)
 
 
-def test_teacher_generate_stream_pieces_equal_generate():
+def test_teacher_generate_stream_pieces_equal_generate(triton_device, ):
     from clarinet.models import GaussianWaveNet
 
     torch.manual_seed(0)
@@ -397,8 +397,9 @@ def test_teacher_generate_stream_pieces_equal_generate():
     with pytest.raises(TypeError, match="sample_dtype"):
         m.generate(mel, noise, progress=False, sample_dtype="half")
     # the Triton sampler (the interpreter here) continues the carried state the same way
-    streamed = m.generate(mel, noise, progress=False, backend="triton", span=60)
-    torch.testing.assert_close(streamed, whole, rtol=1e-4, atol=1e-4)
+    on = copy.deepcopy(m).to(triton_device)
+    streamed = on.generate(mel.to(triton_device), noise.to(triton_device), progress=False, backend="triton", span=60)
+    torch.testing.assert_close(streamed.cpu(), whole, rtol=1e-4, atol=1e-4)
     m64 = copy.deepcopy(m).double()
     whole = m64.generate(mel.double(), noise.double(), progress=False, backend="reference", span=10 ** 6)
     streamed = m64.generate(mel.double(), noise.double(), progress=False, backend="reference", span=7)

@@ -400,17 +400,17 @@ def test_resume_refuses_a_different_model(corpus, tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------
 # the fast backend trains like the reference
 
-def test_triton_training_follows_the_reference_curve(corpus, teacher_ckpt, tmp_path):
+def test_triton_training_follows_the_reference_curve(corpus, teacher_ckpt, tmp_path, triton_device):
     """Teacher and student trained a few steps with backend="triton" (interpreter here) give the
     reference backend's loss curve. Short segments and no STFT term keep the interpreter quick (the
     STFT loss does not depend on the backend)."""
     curves = {}
     for backend in ("reference", "triton"):
         t = train_teacher(teacher_config(corpus, tmp_path / f"t-{backend}", steps=2, lr=3e-3, log_every=1,
-                                         backend=backend, segment_samples=600))
+                                         backend=backend, segment_samples=600, device=triton_device))
         s = train_student(StudentConfig.from_sources(
             data_dir=str(corpus), out_dir=str(tmp_path / f"s-{backend}"), teacher=str(teacher_ckpt),
-            segment_samples=600, batch_size=2, warmup_steps=0, backend=backend, device="cpu", progress=False,
+            segment_samples=600, batch_size=2, warmup_steps=0, backend=backend, device=triton_device, progress=False,
             model=dict(flows=2, layers_per_flow=2, cycle=2, residual_channels=8, gate_channels=16, skip_channels=8),
             steps=2, lr=2e-3, log_every=1, stft_weight=0.0))
         curves[backend] = [r["loss"] for r in t.history] + [r["loss"] for r in s.history]

@@ -14,11 +14,11 @@ R, G, S, C, K, T, B = 8, 16, 8, 4, 2, 70, 2
 DILATIONS = (1, 2, 4)
 
 
-def init_params(seed):
+def init_params(seed, device="cpu"):
     g = torch.Generator().manual_seed(seed)
 
     def p(*shape, scale):
-        return (torch.randn(*shape, generator=g) * scale).requires_grad_()
+        return (torch.randn(*shape, generator=g) * scale).to(device).requires_grad_()
 
     layers = [dict(w_dil=p(G, R, K, scale=(R * K) ** -0.5), b_dil=p(G, scale=0.1), w_res=p(R, G // 2, scale=0.3),
                    b_res=p(R, scale=0.1), w_skip=p(S, G // 2, scale=0.3), b_skip=p(S, scale=0.1),
@@ -45,7 +45,7 @@ def train(backend, steps=4):
     torch.manual_seed(0)
     audio = torch.randn(B, T).to(device) * 0.5
     mel = torch.randn(B, C, T).to(device)
-    params = init_params(1)
+    params = init_params(1, device)
     leaves = [t for lp in params[0] for t in lp.values()] + [params[1], params[2]]
     opt = torch.optim.SGD(leaves, lr=0.05)
     losses = []
@@ -68,7 +68,7 @@ def train(backend, steps=4):
 
 
 @pytest.mark.parametrize("backend", ["triton"])
-def test_same_losses_as_reference(backend):
+def test_same_losses_as_reference(backend, triton_device):
     ref_losses, ref_grads = train("reference")
     losses, grads = train(backend)
     assert ref_losses[0] > ref_losses[3], f"training did not reduce the loss: {ref_losses}"
@@ -101,7 +101,7 @@ def test_bf16_autocast_training_step_on_cpu():
     torch.manual_seed(0)
     audio = torch.randn(B, T, device=device) * 0.5
     mel = torch.randn(B, C, T, device=device)
-    params = init_params(1)
+    params = init_params(1, device)
     leaves = [t for lp in params[0] for t in lp.values()] + [params[1], params[2]]
     mean, log_scale = forward(params, audio, mel, "reference")
     loss32 = gaussian_nll(audio[:, 1:], mean, log_scale, log_scale_min=-5.0, backend="reference")

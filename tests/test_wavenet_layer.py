@@ -19,6 +19,8 @@ from clarinet import _alloc  # noqa: E402
 from clarinet._compat import matmul_tf32, tf32_disabled  # noqa: E402
 from clarinet.ops.wavenet_layer import tap_offsets, wavenet_layer_ref  # noqa: E402
 
+pytestmark = pytest.mark.triton  # Triton kernels: on the GPU when there is one (conftest)
+
 KW = importlib.import_module("clarinet.kernels.wavenet_layer")
 
 

@@ -17,6 +17,8 @@ from clarinet.testing import assert_close
 
 from conftest import DEVICE, HAS_GPU
 
+pytestmark = pytest.mark.triton  # Triton kernels: on the GPU when there is one (conftest)
+
 C, STRIDES = 5, (2, 3)
 HOP = 6
 
