@@ -36,13 +36,13 @@ from .testing import mismatch
 
 BENCH_BACKENDS = ("reference", "compile", "triton", "cuda", "cpp")
 # training steps of the vocoders: loss forward + backward to every trainable parameter (no optimizer
-# update), at the presets of shared/PERF.md; the student's step includes the frozen `teacher`
+# update), at the reference configurations (README, "Benchmarks"); the student's step includes the frozen `teacher`
 STEP_PRESETS = {"teacher_step": ("teacher", "teacher-small"), "student_step": ("student",)}
 # generation, real-time factors: autoregressive sampling of the teacher (free-running) and parallel
 # sampling of the student (GaussianIAF.generate)
 SAMPLING_PRESETS = {"ar_sampling": ("teacher-small", "teacher"), "iaf_sampling": ("student",)}
 # per op and size: (samples at batch 1, (batch, samples) of the batch sweep). Batch 1 is one second
-# of audio for AR (ten seconds for the IAF on a GPU, the PERF.md target); the sweep uses shorter
+# of audio for AR (ten seconds for the IAF on a GPU, the length its target is stated for); the sweep uses shorter
 # stretches so large batches stay affordable.
 SAMPLING_SIZES = {
     "ar_sampling": {"full": (24000, ((4, 4800), (16, 4800), (64, 4800), (128, 2400))),
@@ -57,7 +57,7 @@ SAMPLE_RATE = 24000
 OPS = ("wavenet_layer", "gaussian_nll", "gaussian_kl", "iaf_flow_head", *STEP_PRESETS, *SAMPLING_PRESETS)
 PASSES = ("fwd", "fwd+bwd")
 
-# layer shapes of the reference configurations (shared/PERF.md); C = 80 mel bands
+# layer shapes of the reference configurations (README, "Benchmarks"); C = 80 mel bands
 CONFIGS = {
     "teacher": dict(R=128, G=256, S=128, C=80, K=2),
     "teacher-small": dict(R=64, G=128, S=128, C=80, K=2),

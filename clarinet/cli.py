@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark the ops on this machine (checks each backend against the reference first)")
     b.add_argument("--ops", nargs="+", choices=bench.OPS, default=list(bench.OPS))
     b.add_argument("--configs", nargs="+", choices=list(bench.CONFIGS), default=list(bench.CONFIGS),
-                   help="wavenet_layer configurations (shared/PERF.md names)")
+                   help="wavenet_layer configurations (the reference configurations of the README)")
     b.add_argument("--modes", nargs="+", choices=bench.PASSES, default=list(bench.PASSES))
     b.add_argument("--backends", nargs="+", choices=bench.BENCH_BACKENDS, default=list(bench.BENCH_BACKENDS),
                    help="compile = torch.compile of the reference")

@@ -248,7 +248,7 @@ def test_cpu_without_interpreter_is_refused(monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------
-# GPU only: the presets of shared/PERF.md
+# GPU only: the reference-configuration presets
 
 
 @pytest.mark.gpu

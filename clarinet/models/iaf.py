@@ -29,7 +29,7 @@ from .wavenet import (
 
 __all__ = ["GaussianIAF", "STUDENT_PRESETS"]
 
-#: Presets of ``shared/PERF.md``.
+#: Presets: the reference configurations of the README ("Benchmarks").
 STUDENT_PRESETS = {
     "student": dict(flows=6, layers_per_flow=10, cycle=10, residual_channels=64, gate_channels=128,
                     skip_channels=64, kernel_size=3, n_mels=80, upsample_strides=(15, 20)),

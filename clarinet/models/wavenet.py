@@ -23,7 +23,7 @@ __all__ = ["ConditionUpsampler", "WaveNetLayer", "WaveNetStack", "GaussianWaveNe
 
 SQRT_HALF = math.sqrt(0.5)
 
-#: Presets of ``shared/PERF.md`` (the names benchmarks use).
+#: Presets: the reference configurations of the README ("Benchmarks"; the names benchmarks use).
 TEACHER_PRESETS = {
     "teacher": dict(layers=20, cycle=10, residual_channels=128, gate_channels=256, skip_channels=128,
                     kernel_size=2, n_mels=80, upsample_strides=(15, 20)),
@@ -435,7 +435,7 @@ class _PresetMixin:
 
     @classmethod
     def from_preset(cls, name: str, **overrides):
-        """Build a preset of ``shared/PERF.md``; keyword ``overrides`` replace preset values."""
+        """Build a preset (the README's reference configurations); keyword ``overrides`` replace preset values."""
         if name not in cls.PRESETS:
             raise ValueError(f"name: unknown preset {name!r}; presets: {sorted(cls.PRESETS)}")
         return cls(**{**cls.PRESETS[name], **overrides})
