@@ -305,14 +305,15 @@ def _ring_views(packed, ring: torch.Tensor, state: torch.Tensor):
 
 def wavenet_sample_run(packed, h: torch.Tensor, src: torch.Tensor, forced: bool, x: torch.Tensor, mean: torch.Tensor,
                        log_scale: torch.Tensor, temperature: float, log_scale_min: float, chunk: int, *,
-                       state: torch.Tensor | None = None, step0: int = 0) -> None:
+                       state: torch.Tensor | None = None, step0: int = 0, clip: float = 1.0) -> None:
     """Fills ``x``, ``mean``, ``log_scale`` (float32 (B, T) contiguous) by incremental sampling over ``h``
     (B, C, T) with the persistent CUDA sampler; ``src`` (B, T) is the noise, or the audio when ``forced``.
 
     ``state``: None (silence before step 0) or the carried state of ``clarinet.ops.wavenet_sample``
     (contiguous float32 ``(B, packed.state_size)``: the input of the next step, then every layer's
     ring ``((K-1)*d, R)`` with step s in slot s % ((K-1)*d)) at clock ``step0``; read at the start
-    and rewritten at the end. Equivalent to ``clarinet.ops.wavenet_sample.wavenet_sample_ref``."""
+    and rewritten at the end. ``clip``: free-running samples clamped to ``[-clip, clip]`` before they
+    are fed back (default 1.0, the op's; ``math.inf``: off). Equivalent to ``clarinet.ops.wavenet_sample.wavenet_sample_ref``."""
     dev = _device_index(h)
     B, C, T = h.shape
     for name, t in (("x", x), ("mean", mean), ("log_scale", log_scale)):
@@ -349,7 +350,7 @@ def wavenet_sample_run(packed, h: torch.Tensor, src: torch.Tensor, forced: bool,
         log_scale.data_ptr(), wpack.data_ptr(), wpack.numel(), fpack.data_ptr(), fpack.numel(), wcond.data_ptr(),
         wcond.numel(), bcond.data_ptr(), bcond.numel(), ring.data_ptr(), ring.numel(), cond.data_ptr(), cond.numel(),
         0 if prev is None else prev.data_ptr(), int(step0), B, T, cs, tuple(h.stride()), tuple(src.stride()),
-        bool(forced), float(temperature), float(log_scale_min), _dtype_code(h), dev, _stream(dev))
+        bool(forced), float(temperature), float(log_scale_min), _dtype_code(h), dev, _stream(dev), float(clip))
     if state is not None:
         for r, st in _ring_views(packed, ring, state):
             st.copy_(r)

@@ -158,7 +158,7 @@ def _wavenet_sample_kernel(
     # sizes
     B, n_steps, out0, n_layers, R, G2, S,
     # scalars
-    temperature, log_scale_min, skip_scale,
+    temperature, log_scale_min, skip_scale, clip,
     # strides (elements)
     stride_cond_b, stride_cond_t, stride_cond_g,
     stride_src_b, stride_src_t,
@@ -285,7 +285,8 @@ def _wavenet_sample_kernel(
             skips += skp + b_s[None, :]
 
         # head: relu -> 1x1 (S -> S) -> relu -> 1x1 (S -> 2), the S outputs BLOCK_N at a time
-        y = tl.maximum(skips * skip_scale, 0.0)
+        # ReLUs that keep NaN (as torch.relu): a NaN from the model or the conditioning must reach the output
+        y = tl.maximum(skips * skip_scale, 0.0, propagate_nan=tl.PropagateNan.ALL)
         mean = tl.zeros([BLOCK_B], dtype=tl.float32)
         ls = tl.zeros([BLOCK_B], dtype=tl.float32)
         for o0 in range(0, S_P, BLOCK_N):
@@ -298,7 +299,7 @@ def _wavenet_sample_kernel(
                 y1 = tl.dot(y.to(w1.dtype), w1, input_precision=DOT_PREC)
             else:
                 y1 = tl.sum(y[:, :, None] * w1.to(tl.float32)[None, :, :], axis=1)
-            y1 = tl.maximum(y1 + b1[None, :], 0.0)
+            y1 = tl.maximum(y1 + b1[None, :], 0.0, propagate_nan=tl.PropagateNan.ALL)
             w2_m = tl.load(w2_ptr + offs_o * stride_w2_i, mask=mask_o, other=0.0).to(tl.float32)
             w2_s = tl.load(w2_ptr + offs_o * stride_w2_i + stride_w2_o, mask=mask_o, other=0.0).to(tl.float32)
             mean += tl.sum(y1 * w2_m[None, :], axis=1)
@@ -312,6 +313,8 @@ def _wavenet_sample_kernel(
         else:
             # max(log_scale, log_scale_min) keeping NaN, as torch.clamp (kernels/_elementwise.floor_log_scale)
             xt = mean + tl.exp(tl.where(ls < log_scale_min, log_scale_min, ls)) * (temperature * src)
+            # clamp to [-clip, clip] before it is fed back (clip = inf: off); NaN passes (reported by the caller)
+            xt = tl.where(xt > clip, clip, tl.where(xt < -clip, -clip, xt))
         tl.store(x_ptr + rows * stride_x_b + t * stride_x_t, xt, mask=mask_b)
         tl.store(mean_ptr + rows * stride_mean_b + t * stride_mean_t, mean, mask=mask_b)
         tl.store(ls_ptr + rows * stride_ls_b + t * stride_ls_t, ls, mask=mask_b)
@@ -426,7 +429,7 @@ def _check_run_args(config, h, src, x, mean, log_scale, chunk, state, step0) -> 
 
 
 def wavenet_sample_run(packed, h, src, forced, x, mean, log_scale, temperature, log_scale_min, chunk, *,
-                       state=None, step0=0, block_b=None):
+                       state=None, step0=0, block_b=None, clip=1.0):
     """Fill ``x``, ``mean``, ``log_scale`` (float32 ``(B, T)``) by sampling ``packed``'s model over ``h``.
 
     ``h`` ``(B, C, T)`` (any strides; float32/float16/bfloat16, the weights are used in its dtype);
@@ -435,7 +438,8 @@ def wavenet_sample_run(packed, h, src, forced, x, mean, log_scale, temperature, 
     ``state``: None (silence before step 0) or a contiguous float32 ``(B, packed.state_size)``
     carried state (``[input for the next step, ring of layer 0 (L_0, R) slot step % L_0, ...]``)
     for clock ``step0``, read at the start and rewritten at the end. ``block_b``: batch rows per
-    program (default :func:`_block_b`; 16 or more selects the ``tl.dot`` path).
+    program (default :func:`_block_b`; 16 or more selects the ``tl.dot`` path). ``clip``: free-running
+    samples are clamped to ``[-clip, clip]`` before they are fed back (default 1.0, the op's; ``math.inf``: off).
     """
     c = packed.config
     B, C, T = h.shape
@@ -469,7 +473,7 @@ def wavenet_sample_run(packed, h, src, forced, x, mean, log_scale, temperature, 
             w["w_out2"], w["b_out2"], w["dil"], w["ring_off"], phase,
             ring, prev, x, mean, log_scale,
             B, n, c0, n_layers, R, G2, S,
-            float(temperature), float(log_scale_min), skip_scale,
+            float(temperature), float(log_scale_min), skip_scale, float(clip),
             *cond.stride(),
             *src.stride(),
             *w["w_dil"].stride(),

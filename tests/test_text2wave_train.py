@@ -183,6 +183,13 @@ def test_cli_synthesize(trained, tiny_ckpt, tmp_path, capsys):
                  "--max-frames", "6", "--no-progress", "--plot", str(tmp_path / "plots") + "/"]) in (0,)
     assert sorted(p.name for p in folder.iterdir()) == ["1.wav", "2.wav"]
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["1.png", "2.png"]
+    # --batch-size: the vocoder takes the lines one at a time (1) or together (the default 8)
+    assert main(["synthesize", "--checkpoint", str(ckpt), "--text-file", str(lines), "-o", str(tmp_path / "one") + "/",
+                 "--max-frames", "6", "--no-progress", "--batch-size", "1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["1.wav", "2.wav"]
+    assert main(["synthesize", "--checkpoint", str(ckpt), "--text-file", str(lines), "-o", str(tmp_path / "z.wav"),
+                 "--batch-size", "0"]) == 2
+    assert "--batch-size: expected an int >= 1" in capsys.readouterr().err
 
 
 def test_cli_synthesize_plot(tiny_ckpt, tmp_path, capsys, monkeypatch):

@@ -108,7 +108,8 @@ def test_free_running_equals_reference(K):
     # re-derived in parallel: every sample is mean + scale * temperature * noise of the samples before it
     with torch.no_grad():
         mean, log_scale = m(a, mel)
-    torch.testing.assert_close(a, mean + torch.exp(log_scale.clamp(min=-9.0)) * 0.7 * noise, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(a, (mean + torch.exp(log_scale.clamp(min=-9.0)) * 0.7 * noise).clamp(-1, 1),
+                               rtol=1e-5, atol=1e-5)
     # log_scale_min is honoured
     c = wavenet_sample(p, h, noise, log_scale_min=0.5, backend="cpp")
     d = wavenet_sample_ref(p, h, noise, log_scale_min=0.5)

@@ -23,7 +23,9 @@ from .wavenet import (
     _positive_int,
     _strides,
     check_audio_and_mel,
+    generation_frames,
     generation_noise,
+    ragged_conditioning,
     shift_right,
 )
 
@@ -101,7 +103,7 @@ class GaussianIAF(_PresetMixin, nn.Module):
 
     @torch.no_grad()
     def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None,
-                 temperature: float = 1.0, chunk: Optional[int] = None) -> torch.Tensor:
+                 temperature: float = 1.0, chunk: Optional[int] = None, frame_lengths=None) -> torch.Tensor:
         """Audio ``(B, frames * hop)`` from ``z = temperature * noise`` (``noise`` ~ N(0, 1) if not given), in parallel.
 
         Each flow is its stack's fused residual layers (:func:`clarinet.ops.wavenet_layer`) and then
@@ -113,12 +115,29 @@ class GaussianIAF(_PresetMixin, nn.Module):
         bounded by the chunk (plus each flow's receptive field) instead of the utterance. Each chunk
         is computed with its flow's full left context and the mel frames around it, so the result
         equals the unchunked one (up to floating-point rounding).
+
+        ``frame_lengths`` (None or ``(B,)`` integers): frames of each row of a zero-padded ``mel``
+        batch. Each row is conditioned on its own frames only and the flows are causal, so row ``b``'s
+        first ``frame_lengths[b] * hop`` samples equal generating that row alone with the same noise
+        (up to float rounding); the rest of the row is zero (computed, then zeroed: the parallel
+        flows have no per-row early exit).
         """
         noise = generation_noise(self, mel, noise)
+        frames = generation_frames(self, mel, frame_lengths)
         z = noise * float(temperature)
         T = z.shape[-1]
+        if frames is None:
+            return self._generate(z, chunk, lambda a, e: self._conditioning(mel, a, e))
+        rows = torch.arange(z.shape[0])
+        x = self._generate(z, chunk, lambda a, e: ragged_conditioning(self.upsampler, mel, frames, rows, a, e))
+        pad = torch.arange(T, device=x.device)[None, :] >= (frames * self.hop_length).to(x.device)[:, None]
+        return x.masked_fill_(pad, 0.0)
+
+    def _generate(self, z: torch.Tensor, chunk: Optional[int], conditioning) -> torch.Tensor:
+        """The flows over ``z``, ``conditioning(start, end)`` giving the upsampled ``h`` of samples ``[start, end)``."""
+        T = z.shape[-1]
         if chunk is None or chunk >= T:
-            h = self.upsampler(mel)
+            h = conditioning(0, T)
             for i in range(len(self.flows)):
                 z = self._flow_sample(i, z, h)
             return z
@@ -129,7 +148,7 @@ class GaussianIAF(_PresetMixin, nn.Module):
             for s in range(0, T, chunk):
                 e = min(s + chunk, T)
                 a = max(0, s - flow.receptive_field)  # outputs >= s see no padding before a
-                out[:, s:e] = self._flow_sample(i, x[:, a:e], self._conditioning(mel, a, e))[:, s - a:]
+                out[:, s:e] = self._flow_sample(i, x[:, a:e], conditioning(a, e))[:, s - a:]
             x = out
         return x
 

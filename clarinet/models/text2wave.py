@@ -288,6 +288,12 @@ def alignment_score(alignment: torch.Tensor, text_length: int, *, band: float = 
 
 # ----------------------------------------------------------------------------------------------
 
+def _is_batch(text) -> bool:
+    """A list/tuple of texts (strings or id sequences), as opposed to one utterance's ids."""
+    return isinstance(text, (list, tuple)) and (not text or all(
+        isinstance(t, (str, list, tuple, torch.Tensor)) for t in text))
+
+
 class TextToWave(_PresetMixin, nn.Module):
     """ClariNet's text-to-wave model (see the module docstring for the parts).
 
@@ -546,9 +552,17 @@ class TextToWave(_PresetMixin, nn.Module):
     @torch.no_grad()
     def synthesize(self, text, *, vocoder=None, max_frames: Optional[int] = None, temperature: float = 1.0,
                    backend: str = "auto", progress: bool = True, noise: Optional[torch.Tensor] = None,
-                   return_details: bool = False):
+                   return_details: bool = False, batch_size: Optional[int] = None):
         """Text to audio: ``(audio float32 (T,), sample_rate)`` (with ``return_details``, a third item:
         the :meth:`infer` dict).
+
+        ``text`` a list of texts (strings or id sequences): ``(list of audio (T_i,), sample_rate)`` (and
+        a list of :meth:`infer` dicts). The decoder runs per utterance (its stop and attention window
+        are per utterance, and its F/r steps cost little next to the vocoder's F*hop samples); the
+        vocoder runs ``batch_size`` utterances at a time (default: all) as one zero-padded batch with
+        ``frame_lengths`` (:meth:`GaussianWaveNet.generate`), longest first so that the rows of a
+        batch end together; each wave equals that utterance generated alone with the same noise.
+        ``noise``: None or a list of ``(T_i,)``.
 
         ``vocoder``: None for the model's own autoregressive WaveNet (sampled by
         :func:`clarinet.ops.wavenet_sample` with ``backend``; ``"auto"`` = the C++ sampler for float32
@@ -556,6 +570,22 @@ class TextToWave(_PresetMixin, nn.Module):
         ``cond_channels``, the same hop), which generates all samples in parallel. ``temperature``
         scales the noise. ``noise`` ``(T,)`` optional (``T = frames * hop``).
         """
+        if _is_batch(text):
+            return self._synthesize_batch(text, vocoder=vocoder, max_frames=max_frames, temperature=temperature,
+                                          backend=backend, progress=progress, noise=noise,
+                                          return_details=return_details, batch_size=batch_size)
+        self._check_vocoder(vocoder)
+        out = self.infer(text, max_frames=max_frames, progress=progress)
+        cond = out["hidden"][None]
+        T = cond.shape[-1] * self.hop_length
+        if noise is not None:
+            noise = noise.reshape(1, T).to(cond)
+        audio = self._vocode(cond, noise, None, vocoder, temperature, backend, progress)[0].float().cpu()
+        if return_details:
+            return audio, self.sample_rate, out
+        return audio, self.sample_rate
+
+    def _check_vocoder(self, vocoder) -> None:
         if vocoder is not None:
             from .iaf import GaussianIAF
 
@@ -565,17 +595,50 @@ class TextToWave(_PresetMixin, nn.Module):
                 raise ValueError(f"vocoder: a GaussianIAF with n_mels={vocoder.n_mels}, hop {vocoder.hop_length} "
                                  f"cannot be conditioned on this model's bridge-net output ({self.cond_channels} "
                                  f"channels, hop {self.hop_length}); distil it from this model")
-        out = self.infer(text, max_frames=max_frames, progress=progress)
-        cond = out["hidden"][None]
-        T = cond.shape[-1] * self.hop_length
-        if noise is not None:
-            noise = noise.reshape(1, T).to(cond)
+
+    def _vocode(self, cond, noise, frame_lengths, vocoder, temperature, backend, progress):
+        """The vocoder (the model's AR WaveNet, or the IAF ``vocoder``) over ``cond`` ``(B, C, F)``: ``(B, F * hop)``."""
         if vocoder is None:
-            x = self.vocoder.generate(cond, noise=noise, temperature=temperature, progress=progress, backend=backend)
-        else:
-            p = next(vocoder.parameters())
-            x = vocoder.generate(cond.to(p), noise=None if noise is None else noise.to(p), temperature=temperature)
-        audio = x[0].float().cpu()
+            return self.vocoder.generate(cond, noise=noise, temperature=temperature, progress=progress,
+                                         backend=backend, frame_lengths=frame_lengths)
+        p = next(vocoder.parameters())
+        return vocoder.generate(cond.to(p), noise=None if noise is None else noise.to(p), temperature=temperature,
+                                frame_lengths=frame_lengths)
+
+    def _synthesize_batch(self, texts, *, vocoder, max_frames, temperature, backend, progress, noise,
+                          return_details, batch_size):
+        if not texts:
+            raise ValueError("text: expected at least one text in the list")
+        if batch_size is not None:
+            _positive_int("batch_size", batch_size)
+        if noise is not None and (not isinstance(noise, (list, tuple)) or len(noise) != len(texts)):
+            raise ValueError(f"noise: expected None or a list of {len(texts)} tensors (one per text)")
+        self._check_vocoder(vocoder)
+        for t in texts:
+            self.text_ids(t)  # every text checked before the first is decoded
+        details = [self.infer(t, max_frames=max_frames, progress=progress) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -details[i]["hidden"].shape[-1])
+        step = batch_size or len(texts)
+        hop = self.hop_length
+        waves = [None] * len(texts)
+        for s in range(0, len(order), step):
+            idx = order[s:s + step]
+            conds = [details[i]["hidden"] for i in idx]
+            frames = [c.shape[-1] for c in conds]
+            cond = conds[0].new_zeros(len(idx), conds[0].shape[0], max(frames))
+            for j, c in enumerate(conds):
+                cond[j, :, :c.shape[-1]] = c
+            z = None
+            if noise is not None:
+                z = cond.new_zeros(len(idx), max(frames) * hop)
+                for j, i in enumerate(idx):
+                    if noise[i].numel() != frames[j] * hop:
+                        raise ValueError(f"noise[{i}]: expected {frames[j] * hop} values (frames x hop of text {i}), "
+                                         f"got {noise[i].numel()}")
+                    z[j, :frames[j] * hop] = noise[i].reshape(-1).to(cond)
+            x = self._vocode(cond, z, torch.tensor(frames), vocoder, temperature, backend, progress)
+            for j, i in enumerate(idx):
+                waves[i] = x[j, :frames[j] * hop].float().cpu()
         if return_details:
-            return audio, self.sample_rate, out
-        return audio, self.sample_rate
+            return waves, self.sample_rate, details
+        return waves, self.sample_rate

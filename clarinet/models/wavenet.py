@@ -107,6 +107,32 @@ def generation_noise(module, mel: torch.Tensor, noise: Optional[torch.Tensor]) -
     return noise
 
 
+def generation_frames(module, mel: torch.Tensor, frame_lengths) -> Optional[torch.Tensor]:
+    """The checked ``frame_lengths`` of a zero-padded ``mel`` batch: None, or ``(B,)`` CPU int64 in ``[0, frames]``."""
+    from ..ops.wavenet_sample import check_lengths
+
+    return check_lengths("frame_lengths", frame_lengths, mel.shape[0], mel.shape[2], "frames")
+
+
+def ragged_conditioning(upsampler: "ConditionUpsampler", mel: torch.Tensor, frames: torch.Tensor,
+                        rows: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """Samples ``[start, end)`` of the conditioning of ``mel[rows]``, each row upsampled from its own
+    ``frames[row]`` frames only (exactly what that row alone gives: the upsampler's last frame is not
+    blurred by the padding) and zero after its ``frames[row] * hop`` samples. Rows of equal length
+    are upsampled together. ``(len(rows), C, end - start)``."""
+    hop = upsampler.hop_length
+    h = mel.new_zeros(len(rows), mel.shape[1], end - start)
+    f_rows = frames[rows]
+    for f in torch.unique(f_rows).tolist():
+        stop = min(end, f * hop)
+        if stop <= start:
+            continue
+        sel = (f_rows == f).nonzero().flatten()
+        h[sel.to(mel.device), :, :stop - start] = upsampler.forward_range(
+            mel[rows[sel].to(mel.device), :, :f], start, stop)
+    return h
+
+
 def shift_right(x: torch.Tensor) -> torch.Tensor:
     """``(B, T) -> (B, T)``: ``out[:, t] = x[:, t-1]``, ``out[:, 0] = 0`` (so output t sees only x_<t)."""
     return F.pad(x, (1, 0))[..., : x.shape[-1]]
@@ -387,12 +413,13 @@ class _StackStepper:
 def incremental_sample(stack: WaveNetStack, h: torch.Tensor, audio: Optional[torch.Tensor],
                        noise: Optional[torch.Tensor], temperature: float, progress: bool, log_scale_min: float,
                        chunk: int, state: Optional[torch.Tensor] = None,
-                       step0: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       step0: int = 0, clip: float = math.inf) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The reference sampling loop over the upsampled conditioning ``h`` ``(B, C, T)``.
 
     Free-running (``audio`` None): ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) *
     temperature * noise_t``; teacher-forced: ``x_t = audio_t``. Step ``t`` is fed ``x_{t-1}`` (0 at
-    ``t = 0``). Returns ``(x, mean, log_scale)``, each ``(B, T)``.
+    ``t = 0``). Returns ``(x, mean, log_scale)``, each ``(B, T)``. Free-running samples are clamped to
+    ``[-clip, clip]`` before they are fed back (NaN passes through; ``math.inf``: no clamp).
 
     ``state``: None (start from silence at step 0), or a float32 ``(B, 1 + sum(L_l * R))`` tensor
     ``[input fed at the next step, ring of layer 0 (L_0, R), ...]`` (``L_l = (K-1) * d_l``) left by
@@ -420,6 +447,8 @@ def incremental_sample(stack: WaveNetStack, h: torch.Tensor, audio: Optional[tor
         log_scale[:, i] = s
         if audio is None:
             xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, i])
+            if clip != math.inf:
+                xt = torch.clamp(xt, -clip, clip)
         else:
             xt = audio[:, i]
         out[:, i] = xt
@@ -508,7 +537,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
                  progress: bool = True, *, log_scale_min: float = -9.0, chunk: Optional[int] = None,
                  backend: str = "auto", span: int = 8192,
                  callback: Optional[Callable[[torch.Tensor], None]] = None,
-                 sample_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+                 sample_dtype: Optional[torch.dtype] = None, clip: Optional[float] = 1.0,
+                 frame_lengths=None) -> torch.Tensor:
         """Sample audio ``(B, T = frames * hop)`` one sample at a time.
 
         ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) * temperature * noise_t`` with
@@ -529,10 +559,23 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         dtype the sampler runs in (default the model's): the conditioning and noise are rounded to it
         and the backend uses its weights in it, e.g. ``torch.float16`` for the C++ sampler's float16
         weights (half the bytes per sample) or the GPU samplers' 16-bit paths; outputs are float32.
+
+        ``clip`` (default 1.0): each sample is clamped to ``[-clip, clip]`` before it is fed back
+        (every backend; ``None``: off). A non-finite sample raises
+        :class:`~clarinet.ops.wavenet_sample.NonFiniteSampleError` naming the row and the step
+        (checked once per span).
+
+        ``frame_lengths`` (None or ``(B,)`` integers): frames of each row of a zero-padded ``mel``
+        batch. Row ``b``'s first ``frame_lengths[b] * hop`` samples equal generating
+        ``mel[b:b+1, :, :frame_lengths[b]]`` alone with ``noise[b:b+1, :frame_lengths[b] * hop]`` (up
+        to float rounding, every backend); the rest of the row is zero. Finished rows are dropped
+        from the batch at each span (every backend); within a span the ``cpp`` loop also stops each
+        row at its last sample, the GPU samplers run the span's batch to its end and zero.
         """
         pieces = []
         for piece in self.generate_stream(mel, noise, temperature, progress=progress, log_scale_min=log_scale_min,
-                                          chunk=chunk, backend=backend, span=span, sample_dtype=sample_dtype):
+                                          chunk=chunk, backend=backend, span=span, sample_dtype=sample_dtype,
+                                          clip=clip, frame_lengths=frame_lengths):
             if callback is not None:
                 callback(piece)
             pieces.append(piece)
@@ -544,16 +587,25 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
     def generate_stream(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
                         *, progress: bool = False, log_scale_min: float = -9.0, chunk: Optional[int] = None,
                         backend: str = "auto", span: int = 8192,
-                        sample_dtype: Optional[torch.dtype] = None) -> Iterator[torch.Tensor]:
+                        sample_dtype: Optional[torch.dtype] = None, clip: Optional[float] = 1.0,
+                        frame_lengths=None) -> Iterator[torch.Tensor]:
         """:meth:`generate` as an iterator of ``(B, n)`` pieces (``n <= span``), each yielded as soon as
         it is sampled, so a caller can play or write audio while the rest is generated. The pieces
         concatenate to exactly what :meth:`generate` returns for the same noise.
         """
         from tqdm.auto import tqdm
 
-        from ..ops.wavenet_sample import pack_wavenet, resolve_backend, sampler_state, wavenet_sample
+        from ..ops.wavenet_sample import (
+            NonFiniteSampleError,
+            SamplerState,
+            pack_wavenet,
+            resolve_backend,
+            sampler_state,
+            wavenet_sample,
+        )
 
         noise = generation_noise(self, mel, noise)
+        frames = generation_frames(self, mel, frame_lengths)
         temperature = float(temperature)
         if chunk is not None:
             _positive_int("chunk", chunk)
@@ -570,9 +622,32 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
                   leave=False) as bar:
             for a in range(0, T, span):
                 e = min(a + span, T)
-                h = self.upsampler.forward_range(mel, a, e).to(run_dtype)
-                x = wavenet_sample(packed, h, noise[:, a:e].to(run_dtype), temperature=temperature,
-                                   log_scale_min=log_scale_min, backend=backend, chunk=chunk, state=state)
+                with torch.profiler.record_function("clarinet.generate.span"):
+                    if frames is None:
+                        h = self.upsampler.forward_range(mel, a, e).to(run_dtype)
+                        x = wavenet_sample(packed, h, noise[:, a:e].to(run_dtype), temperature=temperature,
+                                           log_scale_min=log_scale_min, backend=backend, chunk=chunk, state=state,
+                                           clip=clip)
+                    else:  # only the rows still running, each on its own conditioning
+                        ends = frames * self.hop_length
+                        rows = (ends > a).nonzero().flatten()
+                        x = mel.new_zeros(B, e - a, dtype=run_dtype if backend == "reference" else torch.float32)
+                        if len(rows):
+                            steps = (ends[rows] - a).clamp(max=e - a)
+                            dev_rows = rows.to(mel.device)
+                            h = ragged_conditioning(self.upsampler, mel, frames, rows, a, e).to(run_dtype)
+                            sub = state if len(rows) == B else SamplerState(state.buffers[dev_rows], state.step)
+                            try:
+                                x[dev_rows] = wavenet_sample(
+                                    packed, h, noise[dev_rows, a:e].to(run_dtype), temperature=temperature,
+                                    log_scale_min=log_scale_min, backend=backend, chunk=chunk, state=sub, clip=clip,
+                                    lengths=None if bool((steps == e - a).all()) else steps).to(x.dtype)
+                            except NonFiniteSampleError as err:  # name the row of the caller's batch
+                                raise NonFiniteSampleError(int(rows[err.row]), err.step, err.mean,
+                                                           err.log_scale) from None
+                            if sub is not state:
+                                state.buffers[dev_rows] = sub.buffers
+                        state.step = e
                 bar.update(e - a)
                 yield x
 

@@ -11,6 +11,7 @@ Equivalent to ``GaussianWaveNet.generate`` / ``incremental_forward`` after the u
 """
 from __future__ import annotations
 
+import math
 import os
 import weakref
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from typing import Optional
 
 import torch
 
-__all__ = ["PackedWaveNet", "SamplerState", "pack_wavenet", "sampler_state", "wavenet_sample", "wavenet_sample_ref"]
+__all__ = ["NonFiniteSampleError", "PackedWaveNet", "SamplerState", "pack_wavenet", "sampler_state", "wavenet_sample",
+           "wavenet_sample_ref"]
 
 _BACKENDS = ("auto", "reference", "cpp", "cuda", "triton")
 #: conditioning chunk per backend when ``chunk=None``. cpp: 64 steps keep the projected conditioning
@@ -28,6 +30,68 @@ _BACKENDS = ("auto", "reference", "cpp", "cuda", "triton")
 DEFAULT_CHUNK = {"reference": 1024, "cpp": 64, "cuda": 1024, "triton": 1024}
 #: float types the GPU samplers take for ``h`` (the weights are cast to it; accumulation is float32)
 GPU_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+class NonFiniteSampleError(FloatingPointError):
+    """A free-running sampler produced a non-finite sample; ``row`` and ``step`` (absolute) say where."""
+
+    def __init__(self, row: int, step: int, mean: float = float("nan"), log_scale: float = float("nan")):
+        self.row, self.step, self.mean, self.log_scale = int(row), int(step), float(mean), float(log_scale)
+        super().__init__(f"wavenet_sample: non-finite sample in row {self.row} at step {self.step} (mean {mean}, "
+                         f"log-scale {log_scale}); generation stopped. Check the model and the conditioning for "
+                         f"NaN/inf (with clip=None an exploding scale also gives inf)")
+
+
+def _check_clip(clip) -> float:
+    """``clip`` as a float (``math.inf`` for None: no clamp)."""
+    if clip is None:
+        return math.inf
+    try:
+        c = float(clip)
+    except (TypeError, ValueError):
+        raise TypeError(f"clip: expected None or a float > 0, got {clip!r}") from None
+    if not c > 0:
+        raise ValueError(f"clip: expected None or a float > 0, got {clip!r}")
+    return c
+
+
+def check_lengths(name: str, lengths, B: int, limit: int, unit: str) -> Optional[torch.Tensor]:
+    """``lengths`` (None or ``(B,)`` integers in ``[0, limit]``) as a CPU int64 tensor; clear errors."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, torch.Tensor):
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name}: expected a (B,) integer tensor or sequence, got {type(lengths).__name__}") from None
+    if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+        raise TypeError(f"{name}: expected an integer dtype, got {lengths.dtype}")
+    if tuple(lengths.shape) != (B,):
+        raise ValueError(f"{name}: expected shape ({B},) (one per row), got {tuple(lengths.shape)}")
+    lengths = lengths.to(device="cpu", dtype=torch.int64)
+    if B:
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 0:
+            raise ValueError(f"{name}: expected values >= 0, got {lo} (row {int(lengths.argmin())})")
+        if hi > limit:
+            raise ValueError(f"{name}: {hi} {unit} in row {int(lengths.argmax())}, more than the {limit} given")
+    return lengths
+
+
+def _finish(x, mean, log_scale, steps, forced, step0) -> None:
+    """Zero each row after its ``steps`` (None: all valid), then refuse a non-finite free-running sample."""
+    T = x.shape[1]
+    if steps is not None and bool((steps < T).any()):
+        pad = torch.arange(T, device=x.device)[None, :] >= steps.to(x.device)[:, None]
+        for t in (x, mean, log_scale):
+            t.masked_fill_(pad, 0.0)
+    if forced or x.numel() == 0:
+        return
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):  # one reduction per call (a span of generate), not one per sample
+        idx = bad.flatten().nonzero()[0, 0].item()
+        b, i = divmod(idx, T)
+        raise NonFiniteSampleError(b, step0 + i, float(mean[b, i]), float(log_scale[b, i]))
 
 
 def _load_cpp():
@@ -282,14 +346,24 @@ def _pick_auto(packed: PackedWaveNet, h: torch.Tensor) -> str:
 def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
                    teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
                    log_scale_min: float = -9.0, backend: str = "auto", chunk: Optional[int] = None,
-                   progress: bool = False, num_threads: Optional[int] = None, state: Optional[SamplerState] = None):
+                   progress: bool = False, num_threads: Optional[int] = None, state: Optional[SamplerState] = None,
+                   clip: Optional[float] = 1.0, lengths=None):
     """Autoregressive sampling from the upsampled conditioning ``h`` ``(B, C, T)``.
 
     Free-running (``teacher_forcing=None``): returns ``x`` ``(B, T)`` with
     ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) * temperature * noise_t``, step ``t`` fed
     ``x_{t-1}`` (0 at ``t = 0``); ``noise`` ``(B, T)`` defaults to ``torch.randn``. The floor
     (default -9, the teacher's training floor) keeps a collapsed scale from producing a noiseless,
-    stuck sample.
+    stuck sample. ``clip`` (default 1.0, as every peer vocoder does): each free-running sample is
+    clamped to ``[-clip, clip]`` before it is stored and fed back, the same on every backend, so a
+    scale that explodes gives a saturated wave instead of inf; ``clip=None`` turns it off. A
+    non-finite sample (NaN from the model or the conditioning, or inf with ``clip=None``) raises
+    :class:`NonFiniteSampleError` naming the row and the (absolute) step; it is checked once per
+    call (one reduction, per span in ``GaussianWaveNet.generate``), not per sample.
+    ``lengths`` (None or ``(B,)`` integers in ``[0, T]``): row ``b`` is valid for its first
+    ``lengths[b]`` steps; the outputs after them are zero. ``cpp`` spends no work there (and leaves
+    the row's ``state`` at that step); the other backends compute and zero (a finished row's state
+    is then unspecified: do not continue it).
     Teacher-forced (``teacher_forcing`` = audio ``(B, T)``): step ``t`` is fed ``audio[:, t-1]``;
     returns ``(mean, log_scale)``, each ``(B, T)``, equal to the model's ``forward``.
 
@@ -321,6 +395,8 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
                                                      log_scale_min, chunk)
     packed.check()
     _check_state(packed, state, h)
+    clip = _check_clip(clip)
+    steps = check_lengths("lengths", lengths, B, T, "steps")
     backend = resolve_backend(packed, h, backend)
     if chunk is None:
         chunk = DEFAULT_CHUNK[backend]
@@ -329,7 +405,8 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
     if backend == "reference":
         return wavenet_sample_ref(packed, h, noise, teacher_forcing=teacher_forcing, temperature=temperature,
-                                  log_scale_min=log_scale_min, chunk=chunk, progress=progress, state=state)
+                                  log_scale_min=log_scale_min, chunk=chunk, progress=progress, state=state,
+                                  clip=clip, lengths=steps)
     src = teacher_forcing if forced else noise
     if backend in ("cuda", "triton"):
         if state is not None and state.buffers.dtype != torch.float32:
@@ -344,7 +421,9 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
             # contract of both launchers: fill x, mean, log_scale (float32, (B, T), contiguous)
             load(backend, "wavenet_sample").wavenet_sample_run(
                 packed, h, src, forced, x, mean, log_scale, temperature, log_scale_min, int(chunk),
-                state=None if state is None else state.buffers, step0=0 if state is None else state.step)
+                state=None if state is None else state.buffers, step0=0 if state is None else state.step,
+                clip=clip)
+        _finish(x, mean, log_scale, steps, forced, 0 if state is None else state.step)
         if state is not None:
             state.step += T
         return (mean, log_scale) if forced else x
@@ -367,7 +446,9 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
                              src.detach().numpy() if forced else None, x.numpy(), mean.numpy(), log_scale.numpy(),
                              temperature, log_scale_min, int(chunk), int(num_threads),
                              state=None if state is None else state.buffers.numpy(),
-                             step0=0 if state is None else state.step)
+                             step0=0 if state is None else state.step, clip=clip,
+                             lengths=None if steps is None else steps.numpy())
+    _finish(x, mean, log_scale, None, forced, 0 if state is None else state.step)  # C++ zeroed the rest
     if state is not None:
         state.step += T
     return (mean, log_scale) if forced else x
@@ -377,14 +458,17 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
 def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
                        teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
                        log_scale_min: float = -9.0, chunk: Optional[int] = None, progress: bool = False,
-                       state: Optional[SamplerState] = None):
-    """The reference: the Python incremental stepper of ``GaussianWaveNet`` over ``h`` (same arguments)."""
+                       state: Optional[SamplerState] = None, clip: Optional[float] = 1.0, lengths=None):
+    """The reference: the Python incremental stepper of ``GaussianWaveNet`` over ``h`` (same arguments;
+    ``lengths``: computed for every row, then zeroed)."""
     from ..models.wavenet import incremental_sample
 
     B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
                                                      log_scale_min, chunk)
     packed.check()
     _check_state(packed, state, h)
+    clip = _check_clip(clip)
+    steps = check_lengths("lengths", lengths, B, T, "steps")
     if chunk is None:
         chunk = DEFAULT_CHUNK["reference"]
     model = packed.model
@@ -397,7 +481,8 @@ def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[t
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
     out, mean, log_scale = incremental_sample(model.wavenet, h, teacher_forcing, noise, temperature, progress,
                                               log_scale_min, chunk, None if state is None else state.buffers,
-                                              0 if state is None else state.step)
+                                              0 if state is None else state.step, clip=clip)
+    _finish(out, mean, log_scale, steps, forced, 0 if state is None else state.step)
     if state is not None:
         state.step += T
     return (mean, log_scale) if forced else out

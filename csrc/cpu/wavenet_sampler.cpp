@@ -37,6 +37,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <cmath>
 #include <cstdint>
@@ -525,9 +526,13 @@ class WaveNetSampler {
   // by a previous call; it is read at the start and rewritten at the end, so consecutive calls over
   // consecutive spans of h continue one sequence exactly. step0: the absolute index of the first step
   // (ring slots are step % L).
+  // clip: free-running samples are clamped to [-clip, clip] before they are fed back (inf: off; a NaN
+  // stays NaN so that the caller's finiteness check sees it). lengths: None, or (B,) int64 in [0, T]:
+  // row b runs lengths[b] steps only (its outputs after them are zero, its state stays at that step),
+  // so finished rows cost nothing; rows are handed to threads longest first.
   void run(py::array h, py::object noise, py::object audio, py::array x_out, py::array mean_out, py::array ls_out,
            double temperature, double log_scale_min, int64_t chunk, int64_t num_threads, bool simd,
-           py::object state, int64_t step0, const std::string& isa) {
+           py::object state, int64_t step0, const std::string& isa, double clip, py::object lengths) {
     const int level = isa_level(simd, isa);
     if (chunk < 1) throw std::invalid_argument("chunk: expected an int >= 1");
     if (step0 < 0) throw std::invalid_argument("step0: expected an int >= 0");
@@ -564,6 +569,18 @@ class WaveNetSampler {
                                     std::to_string(SS) + ") float32 array");
       st = static_cast<float*>(sb.ptr);
     }
+    std::vector<int64_t> steps(B, T);
+    if (!lengths.is_none()) {
+      py::array_t<int64_t, py::array::c_style | py::array::forcecast> la(lengths);
+      if (la.ndim() != 1 || la.shape(0) != B)
+        throw std::invalid_argument("lengths: expected shape (" + std::to_string(B) + ",)");
+      for (int64_t b = 0; b < B; ++b) {
+        steps[b] = la.data()[b];
+        if (steps[b] < 0 || steps[b] > T)
+          throw std::invalid_argument("lengths: expected values in [0, " + std::to_string(T) + "], got " +
+                                      std::to_string(steps[b]) + " at row " + std::to_string(b));
+      }
+    }
     if (B == 0 || T == 0) return;
     const int64_t fs = sizeof(float);
     const float* hp = static_cast<const float*>(hb.ptr);
@@ -575,25 +592,33 @@ class WaveNetSampler {
     const CondFn condf = pick_cond(level);
     const float temp = static_cast<float>(temperature), lsmin = static_cast<float>(log_scale_min);
     const int64_t n_chunk = std::min(chunk, T);
+    const float clipf = static_cast<float>(clip);
 
     auto work = [&](int64_t b) {
       View2 hv{hp + b * hs0, hs1, hs2};
-      run_one(mv, mvh, gate, condf, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T, outs[2] + b * T, T, temp,
-              lsmin, n_chunk, st ? st + b * SS : nullptr, step0);
+      const int64_t Tb = steps[b];
+      if (Tb)  // a finished row: no work, its state stays as it was
+        run_one(mv, mvh, gate, condf, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T,
+                outs[2] + b * T, Tb, temp, lsmin, n_chunk, st ? st + b * SS : nullptr, step0, clipf);
+      for (int i = 0; i < 3; ++i) std::fill(outs[i] + b * T + Tb, outs[i] + (b + 1) * T, 0.0f);
     };
+    std::vector<int64_t> order(B);  // longest rows first: the threads finish together
+    for (int64_t b = 0; b < B; ++b) order[b] = b;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t c) { return steps[a] > steps[c]; });
     const int64_t nt = std::max<int64_t>(1, std::min(num_threads, B));
     py::gil_scoped_release release;
     if (nt == 1) {
-      for (int64_t b = 0; b < B; ++b) work(b);
+      for (int64_t b : order) work(b);
       return;
     }
     std::vector<std::thread> pool;
     std::exception_ptr err;
     std::mutex mu;
+    std::atomic<int64_t> next{0};
     for (int64_t w = 0; w < nt; ++w) {
-      pool.emplace_back([&, w]() {
+      pool.emplace_back([&]() {
         try {
-          for (int64_t b = w; b < B; b += nt) work(b);
+          for (int64_t j = next++; j < B; j = next++) work(order[j]);
         } catch (...) {
           std::lock_guard<std::mutex> g(mu);
           if (!err) err = std::current_exception();
@@ -634,7 +659,7 @@ class WaveNetSampler {
   }
 
   void run_one(MatVecFn mv, MatVecHFn mvh, GateFn gate, CondFn condf, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo, float* lo,
-               int64_t T, float temp, float lsmin, int64_t n_chunk, float* state, int64_t step0) const {
+               int64_t T, float temp, float lsmin, int64_t n_chunk, float* state, int64_t step0, float clip) const {
     const int64_t R = R_, G = G_, S = S_, K = K_, C = C_, G2 = G / 2, NL = static_cast<int64_t>(layers_.size());
     const float skip_scale = std::sqrt(1.0f / static_cast<float>(NL));
     // ring buffers (zero = the reference's zero-initialised history), conditioning chunk, scratch
@@ -702,6 +727,10 @@ class WaveNetSampler {
         } else {
           const float tn = temp * src[t * src_s];
           xt = m + std::exp(std::max(ls, lsmin)) * tn;
+          if (xt > clip)  // written so that NaN passes through (the caller reports it)
+            xt = clip;
+          else if (xt < -clip)
+            xt = -clip;
         }
         xo[t] = xt;
         prev = xt;
@@ -737,9 +766,11 @@ void register_wavenet_sampler(py::module_& m) {
       .def("run", &WaveNetSampler::run, py::arg("h"), py::arg("noise"), py::arg("audio"), py::arg("x_out"),
            py::arg("mean_out"), py::arg("ls_out"), py::arg("temperature"), py::arg("log_scale_min"),
            py::arg("chunk"), py::arg("num_threads") = 1, py::arg("simd") = true, py::arg("state") = py::none(),
-           py::arg("step0") = 0, py::arg("isa") = "auto",
+           py::arg("step0") = 0, py::arg("isa") = "auto", py::arg("clip") = INFINITY, py::arg("lengths") = py::none(),
            "Run the sampling loop (GIL released); writes x_out, mean_out, ls_out (B, T) and, when given, "
-           "reads and rewrites the carried state (B, state_size) (see state_size).")
+           "reads and rewrites the carried state (B, state_size) (see state_size). clip: free-running samples "
+           "clamped to [-clip, clip] before they are fed back (inf: off). lengths: (B,) steps per row (the "
+           "rest of the row zero, no work spent on it).")
       .def_property_readonly("state_size", &WaveNetSampler::state_size)
       .def_property_readonly("isa", &WaveNetSampler::isa);
 }

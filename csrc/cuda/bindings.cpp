@@ -261,7 +261,7 @@ PYBIND11_MODULE(_cuda, m) {
          std::uintptr_t ring, std::int64_t ring_numel, std::uintptr_t cond, std::int64_t cond_numel,
          std::uintptr_t prev, std::int64_t step0, std::int64_t batch, std::int64_t time, std::int64_t chunk,
          const Strides3& stride_h, const Strides2& stride_src, bool forced, float temperature, float log_scale_min,
-         int dtype, int device, std::uintptr_t stream) {
+         int dtype, int device, std::uintptr_t stream, float clip) {
         cc::WavenetSampleArgs a;
         a.h = h;
         a.src = src;
@@ -290,6 +290,7 @@ PYBIND11_MODULE(_cuda, m) {
         a.forced = forced;
         a.temperature = temperature;
         a.log_scale_min = log_scale_min;
+        a.clip = clip;
         cc::wavenet_sample_run(
             sampler_dims(res_channels, gate_channels, skip_channels, kernel_size, cond_channels, dilations), a, plan,
             context(dtype, device, stream));
@@ -302,6 +303,7 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("step0"), py::arg("batch"),
       py::arg("time"), py::arg("chunk"), py::arg("stride_h"), py::arg("stride_src"), py::arg("forced"),
       py::arg("temperature"), py::arg("log_scale_min"), py::arg("dtype"), py::arg("device"), py::arg("stream"),
+      py::arg("clip") = INFINITY,
       "Incremental WaveNet sampling over packed weights (layout in csrc/cuda/clarinet_cuda.h): per chunk the "
       "conditioning kernel and one persistent cluster kernel. h (B, C, T) and src (B, T) in the weight dtype "
       "(strides in elements); x_out, mean_out, ls_out float32 (B, T) contiguous; ring float32 (zeros, or a "

@@ -11,6 +11,7 @@
 // The part under __CUDACC__ holds helpers used by the .cu files only.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -199,6 +200,7 @@ struct WavenetSampleArgs {
   // sampling
   bool forced = false;
   float temperature = 1.f, log_scale_min = -9.f;
+  float clip = INFINITY;  // free-running samples clamped to [-clip, clip] before they are fed back
 };
 
 // Runs every step: per chunk of min(chunk, T) steps, the conditioning kernel then one launch of

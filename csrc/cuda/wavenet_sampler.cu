@@ -137,13 +137,17 @@ struct SamplerParams {
   // strides (elements)
   int64_t stride_src_b, stride_src_t;
   // sampling
-  float temperature, log_scale_min, skip_scale;
+  float temperature, log_scale_min, skip_scale, clip;
   bool forced;
   // per layer
   int dil[kMaxSamplerLayers];
   int64_t ring_off[kMaxSamplerLayers];
   SamplerSmem sm;
 };
+
+// max(v, 0) that keeps NaN (fmaxf drops it): a NaN from the model or the conditioning reaches the output,
+// where the caller reports it, as on the other backends
+__device__ __forceinline__ float relu_nan(float v) { return v < 0.f ? 0.f : v; }
 
 __device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
@@ -428,7 +432,7 @@ __global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const Sam
         float* xr = xch + ((ph - 1) & 1) * BG * XW;
         for (int i = tid; i < BG * S; i += kSThreads) {
           const int b = i / S, s = i - b * S;
-          ybuf[b * p.Sp + s] = fmaxf(cluster_sum(cluster, xr, b * XW + s, N) * p.skip_scale, 0.f);
+          ybuf[b * p.Sp + s] = relu_nan(cluster_sum(cluster, xr, b * XW + s, N) * p.skip_scale);
         }
       }
       __syncthreads();
@@ -442,7 +446,7 @@ __global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const Sam
       __syncthreads();
       if (tid < S1 * BG) {
         const int b = tid / S1, c = tid - b * S1;
-        y1buf[b * S1 + c] = fmaxf(colsum_total<BG>(red, b, c) + b1[c], 0.f);
+        y1buf[b * S1 + c] = relu_nan(colsum_total<BG>(red, b, c) + b1[c]);
       }
       __syncthreads();
       if (tid < 2 * BG) {
@@ -465,7 +469,8 @@ __global__ void __launch_bounds__(kSThreads, 1) wavenet_sampler_kernel(const Sam
           if (p.forced) {
             xt = srcv;
           } else {
-            xt = mean + expf(fmaxf(ls, p.log_scale_min)) * (p.temperature * srcv);
+            xt = mean + expf(ls < p.log_scale_min ? p.log_scale_min : ls) * (p.temperature * srcv);  // NaN kept
+            xt = xt > p.clip ? p.clip : (xt < -p.clip ? -p.clip : xt);  // NaN passes (the caller reports it)
           }
           if (rank == 0) {
             const int64_t o = (b0 + b) * p.time + t;
@@ -998,6 +1003,7 @@ void wavenet_sample_run(const WavenetSamplerDims& d, const WavenetSampleArgs& a,
     sp.stride_src_t = a.stride_src_t;
     sp.temperature = a.temperature;
     sp.log_scale_min = a.log_scale_min;
+    sp.clip = a.clip;
     sp.skip_scale = static_cast<float>(std::sqrt(1.0 / static_cast<double>(L)));
     sp.forced = a.forced;
     int64_t off = 0;
