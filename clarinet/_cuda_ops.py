@@ -113,8 +113,9 @@ def gaussian_nll_bwd(grad: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, lo
 
 
 def gaussian_kl_fwd(mean_q: torch.Tensor, log_scale_q: torch.Tensor, mean_p: torch.Tensor, log_scale_p: torch.Tensor,
-                    log_scale_min: float, reg_weight: float, reduction: str) -> torch.Tensor:
-    """Regularised KL(q || p), float32: 0-D for "mean"/"sum", the inputs' shape for "none"."""
+                    log_scale_min: float, reg_weight: float, reduction: str, reg_raw: bool = False) -> torch.Tensor:
+    """Regularised KL(q || p), float32: 0-D for "mean"/"sum", the inputs' shape for "none" (``reg_raw``:
+    the regulariser on the raw log-scales)."""
     red = _reduction_code(reduction)
     dev = _device_index(mean_q)
     views, rows, cols = collapse_2d(mean_q, log_scale_q, mean_p, log_scale_p)
@@ -122,20 +123,21 @@ def gaussian_kl_fwd(mean_q: torch.Tensor, log_scale_q: torch.Tensor, mean_p: tor
     out_view = _out_view(out, cols) if red == _cuda.REDUCTION_NONE else (out.data_ptr(), 0, 0)
     ws_ptr = workspace.data_ptr() if ws_numel else 0
     _cuda.gaussian_kl_fwd(*(_view(v) for v in views), out_view, ws_ptr, ws_numel, rows, cols, float(log_scale_min),
-                          float(reg_weight), red, _dtype_code(mean_q), dev, _stream(dev))
+                          float(reg_weight), red, _dtype_code(mean_q), dev, _stream(dev), bool(reg_raw))
     return out
 
 
 def gaussian_kl_bwd(grad: torch.Tensor, mean_q: torch.Tensor, log_scale_q: torch.Tensor, mean_p: torch.Tensor,
                     log_scale_p: torch.Tensor, log_scale_min: float, reg_weight: float,
-                    reduction: str) -> list[torch.Tensor]:
+                    reduction: str, reg_raw: bool = False) -> list[torch.Tensor]:
     """[dmean_q, dlog_scale_q, dmean_p, dlog_scale_p] in the inputs' shape and dtype, contiguous."""
     red = _reduction_code(reduction)
     dev = _device_index(mean_q)
     g, views, rows, cols = _grad_view(grad, [mean_q, log_scale_q, mean_p, log_scale_p], reduction, mean_q)
     grads = [_empty(mean_q.shape, mean_q.dtype, mean_q.device) for _ in range(4)]
     _cuda.gaussian_kl_bwd(g, *(_view(v) for v in views), *(_out_view(t, cols) for t in grads), rows, cols,
-                          float(log_scale_min), float(reg_weight), red, _dtype_code(mean_q), dev, _stream(dev))
+                          float(log_scale_min), float(reg_weight), red, _dtype_code(mean_q), dev, _stream(dev),
+                          bool(reg_raw))
     return grads
 
 

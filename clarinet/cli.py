@@ -148,6 +148,9 @@ def _add_train_parsers(sub) -> None:
     s.add_argument("--reg-weight", type=float, help="lambda of the (log sigma_p - log sigma_q)^2 regulariser (default 4)")
     s.add_argument("--log-scale-min", type=float, help="floor of both log-scales in the KL (default -7)")
     s.add_argument("--kind", choices=KL_KINDS, help="KL(q||p) (reverse, the paper's) or KL(p||q)")
+    s.add_argument("--kl-reg-raw", dest="kl_reg_raw", action="store_const", const=True,
+                   help="apply the regulariser to the raw log-scales (the peers' reading: a student log-scale "
+                        "below --log-scale-min still gets its gradient) instead of the floored ones (default)")
     s.set_defaults(func=_train_student, _sizes=_STUDENT_SIZES)
 
     w = sub.add_parser("train-text2wave", argument_default=_S,

@@ -40,7 +40,7 @@ def frozen_call(module: torch.nn.Module, *args):
 def distillation_loss(student, teacher, audio: torch.Tensor, mel: torch.Tensor, *, kl_weight: float = 1.0,
                       stft_weight: float = 1.0, reg_weight: float = 4.0, log_scale_min: float = -7.0,
                       kind: str = "reverse", noise: Optional[torch.Tensor] = None,
-                      audio_config=None) -> dict:
+                      audio_config=None, kl_reg_raw: bool = False) -> dict:
     """ClariNet's distillation loss for one noise draw.
 
     ``z`` = ``noise`` (or ``torch.randn_like(audio)``); the student gives
@@ -51,7 +51,8 @@ def distillation_loss(student, teacher, audio: torch.Tensor, mel: torch.Tensor, 
       the closed-form per-sample KL(q || p) with both log-scales floored at ``log_scale_min`` plus
       ``reg_weight * (log_scale_p - log_scale_q)**2``, averaged over samples;
     - ``kind="forward"``: the same op with the roles swapped, KL(p || q) (+ the same symmetric
-      regulariser);
+      regulariser); ``kl_reg_raw``: the regulariser on the raw log-scales instead of the floored
+      ones (``gaussian_kl(reg_raw=True)``, the peers' reading; the default is the floored one);
     - ``stft = stft_loss(x, audio, audio_config)`` (mean squared STFT-magnitude difference;
       ``audio_config`` defaults to :class:`clarinet.audio.AudioConfig` ()); skipped (0) when
       ``stft_weight == 0``.
@@ -71,10 +72,10 @@ def distillation_loss(student, teacher, audio: torch.Tensor, mel: torch.Tensor, 
     backend = getattr(student, "backend", "auto")
     if kind == "reverse":
         kl = gaussian_kl(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min=log_scale_min,
-                         reg_weight=reg_weight, backend=backend)
+                         reg_weight=reg_weight, backend=backend, reg_raw=kl_reg_raw)
     else:
         kl = gaussian_kl(mean_p, log_scale_p, mean_q, log_scale_q, log_scale_min=log_scale_min,
-                         reg_weight=reg_weight, backend=backend)
+                         reg_weight=reg_weight, backend=backend, reg_raw=kl_reg_raw)
     if stft_weight:
         from .audio import AudioConfig, stft_loss
 

@@ -230,7 +230,8 @@ class StudentConfig(TrainConfig):
     """``clarinet train-student``: a :class:`clarinet.models.GaussianIAF` distilled from the teacher
     checkpoint ``teacher`` (its EMA weights when it has them) by :func:`clarinet.losses.distillation_loss`
     (``kl_weight``, ``stft_weight``, ``reg_weight``, ``log_scale_min``, ``kind`` = ``"reverse"`` or
-    ``"forward"``). The student's audio settings are the teacher's."""
+    ``"forward"``, ``kl_reg_raw``: the regulariser on the raw log-scales, see
+    :func:`clarinet.ops.gaussian_kl`). The student's audio settings are the teacher's."""
 
     preset: str = "student"
     teacher: str = ""
@@ -239,6 +240,7 @@ class StudentConfig(TrainConfig):
     reg_weight: float = 4.0
     log_scale_min: float = -7.0
     kind: str = "reverse"
+    kl_reg_raw: bool = False
 
     def validate(self):
         super().validate()
@@ -252,6 +254,8 @@ class StudentConfig(TrainConfig):
 
         if self.kind not in KL_KINDS:
             raise ConfigError(f"kind: expected one of {KL_KINDS}, got {self.kind!r}")
+        if not isinstance(self.kl_reg_raw, bool):
+            raise ConfigError(f"kl_reg_raw: expected true or false, got {self.kl_reg_raw!r}")
         return self
 
 
@@ -901,7 +905,7 @@ def train_student(config) -> TrainResult:
         return losses.distillation_loss(student, teacher, audio, mel, kl_weight=cfg.kl_weight,
                                         stft_weight=cfg.stft_weight, reg_weight=cfg.reg_weight,
                                         log_scale_min=cfg.log_scale_min, kind=cfg.kind, noise=noise,
-                                        audio_config=audio_cfg)
+                                        audio_config=audio_cfg, kl_reg_raw=cfg.kl_reg_raw)
 
     extra = {"audio": dict(teacher_audio),
              "teacher": {"path": os.path.abspath(cfg.teacher), "step": int(info["step"]),
@@ -1051,7 +1055,7 @@ def _train_student_text2wave(cfg: StudentConfig) -> TrainResult:
         return losses.distillation_loss(student, t2w.vocoder, audio, cond, kl_weight=cfg.kl_weight,
                                         stft_weight=cfg.stft_weight, reg_weight=cfg.reg_weight,
                                         log_scale_min=cfg.log_scale_min, kind=cfg.kind, noise=noise,
-                                        audio_config=audio_cfg)
+                                        audio_config=audio_cfg, kl_reg_raw=cfg.kl_reg_raw)
 
     used_ema = bool((ckpt.get("ema") or {}).get("shadow"))
     extra = {"audio": teacher_audio,

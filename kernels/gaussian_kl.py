@@ -41,20 +41,21 @@ def _gaussian_kl_fwd_kernel(
     rows, cols,
     # strides (elements)
     stride_mq_r, stride_mq_c, stride_lq_r, stride_lq_c, stride_mp_r, stride_mp_c, stride_lp_r, stride_lp_c,
-    # scalars
-    log_scale_min, reg_weight,
+    # scalars (reg_raw: 1.0 puts the regulariser on the raw log-scales, 0.0 on the floored ones)
+    log_scale_min, reg_weight, reg_raw,
     # meta-parameters
     REDUCE: tl.constexpr, BLOCK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     pid, r, c, mask = tile_2d(rows, cols, BLOCK_R, BLOCK_C)
-    mq, lq, mp, lp = _load_inputs(mq_ptr, lq_ptr, mp_ptr, lp_ptr, r, c, mask,
-                                  stride_mq_r, stride_mq_c, stride_lq_r, stride_lq_c,
-                                  stride_mp_r, stride_mp_c, stride_lp_r, stride_lp_c)
-    lq = floor_log_scale(lq, log_scale_min)
-    lp = floor_log_scale(lp, log_scale_min)
+    mq, lq_raw, mp, lp_raw = _load_inputs(mq_ptr, lq_ptr, mp_ptr, lp_ptr, r, c, mask,
+                                          stride_mq_r, stride_mq_c, stride_lq_r, stride_lq_c,
+                                          stride_mp_r, stride_mp_c, stride_lp_r, stride_lp_c)
+    lq = floor_log_scale(lq_raw, log_scale_min)
+    lp = floor_log_scale(lp_raw, log_scale_min)
     diff = lp - lq
     e = (mq - mp) * tl.exp(-lp)
-    kl = diff + 0.5 * tl.exp(-2.0 * diff) + 0.5 * e * e - 0.5 + reg_weight * diff * diff
+    rd = tl.where(reg_raw != 0.0, lp_raw - lq_raw, diff)
+    kl = diff + 0.5 * tl.exp(-2.0 * diff) + 0.5 * e * e - 0.5 + reg_weight * rd * rd
     store_loss(kl, mask, pid, r, c, cols, out_ptr, partials_ptr, REDUCE)
 
 
@@ -70,7 +71,7 @@ def _gaussian_kl_bwd_kernel(
     stride_grad_r, stride_grad_c,
     stride_mq_r, stride_mq_c, stride_lq_r, stride_lq_c, stride_mp_r, stride_mp_c, stride_lp_r, stride_lp_c,
     # scalars
-    log_scale_min, reg_weight, grad_scale,
+    log_scale_min, reg_weight, reg_raw, grad_scale,
     # meta-parameters
     BLOCK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -86,9 +87,12 @@ def _gaussian_kl_bwd_kernel(
     inv_p = tl.exp(-lp)
     e = (mq - mp) * inv_p
     dmq = g * e * inv_p
-    reg = 2.0 * reg_weight * diff
-    dlq = tl.where(lq_raw >= log_scale_min, g * (ratio - 1.0 - reg), 0.0)
-    dlp = tl.where(lp_raw >= log_scale_min, g * (1.0 - ratio - e * e + reg), 0.0)
+    # the regulariser's gradient: through the floors (reg) or, raw, straight to the inputs (reg_r)
+    raw = reg_raw != 0.0
+    reg = tl.where(raw, 0.0, 2.0 * reg_weight * diff)
+    reg_r = tl.where(raw, 2.0 * reg_weight * (lp_raw - lq_raw) * g, 0.0)
+    dlq = tl.where(lq_raw >= log_scale_min, g * (ratio - 1.0 - reg), 0.0) - reg_r
+    dlp = tl.where(lp_raw >= log_scale_min, g * (1.0 - ratio - e * e + reg), 0.0) + reg_r
     out = r * cols + c
     tl.store(dmq_ptr + out, dmq.to(dmq_ptr.dtype.element_ty), mask=mask)
     tl.store(dlq_ptr + out, dlq.to(dlq_ptr.dtype.element_ty), mask=mask)
@@ -97,12 +101,12 @@ def _gaussian_kl_bwd_kernel(
 
 
 def gaussian_kl_fwd(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min: float, reg_weight: float,
-                    reduction: str) -> torch.Tensor:
+                    reduction: str, reg_raw: bool = False) -> torch.Tensor:
     return loss_forward(_gaussian_kl_fwd_kernel, (mean_q, log_scale_q, mean_p, log_scale_p),
-                        (log_scale_min, reg_weight), reduction)
+                        (log_scale_min, reg_weight, float(reg_raw)), reduction)
 
 
 def gaussian_kl_bwd(grad, mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min: float, reg_weight: float,
-                    reduction: str) -> list[torch.Tensor]:
+                    reduction: str, reg_raw: bool = False) -> list[torch.Tensor]:
     return loss_backward(_gaussian_kl_bwd_kernel, grad, (mean_q, log_scale_q, mean_p, log_scale_p),
-                         (log_scale_min, reg_weight), reduction)
+                         (log_scale_min, reg_weight, float(reg_raw)), reduction)

@@ -28,7 +28,8 @@ def test_opcheck_losses(reduction):
     device = backend_device("triton")
     x, m, s, t = (torch.randn(3, 41, device=device, requires_grad=i > 0) for i in range(4))
     torch.library.opcheck(torch.ops.clarinet.gaussian_nll.default, (x, m, s, -9.0, reduction, "triton"))
-    torch.library.opcheck(torch.ops.clarinet.gaussian_kl.default, (x, m, s, t, -7.0, 4.0, reduction, "triton"))
+    for reg_raw in (False, True):
+        torch.library.opcheck(torch.ops.clarinet.gaussian_kl.default, (x, m, s, t, -7.0, 4.0, reduction, reg_raw, "triton"))
 
 
 @pytest.mark.parametrize("cond", [True, False], ids=["cond", "nocond"])

@@ -13,13 +13,15 @@ pytestmark = pytest.mark.triton  # Triton kernels: on the GPU when there is one 
 NAMES = ("mean_q", "log_scale_q", "mean_p", "log_scale_p")
 
 
-def kl_float64(mq, lq, mp, lp, log_scale_min, reg_weight, reduction):
-    """The issue's formula, verbatim, in float64 (independent of the reference's stable form)."""
+def kl_float64(mq, lq, mp, lp, log_scale_min, reg_weight, reduction, reg_raw=False):
+    """The issue's formula, verbatim, in float64 (independent of the reference's stable form);
+    ``reg_raw``: the regulariser on the raw log-scales (the peers' reading)."""
     ins = [t.detach().double().requires_grad_(t.requires_grad) for t in (mq, lq, mp, lp)]
-    mq, lq, mp, lp = ins
-    lq = torch.clamp(lq, min=log_scale_min)
-    lp = torch.clamp(lp, min=log_scale_min)
-    kl = lp - lq + (torch.exp(2 * lq) + (mq - mp) ** 2) / (2 * torch.exp(2 * lp)) - 0.5 + reg_weight * (lp - lq) ** 2
+    mq, lq_raw, mp, lp_raw = ins
+    lq = torch.clamp(lq_raw, min=log_scale_min)
+    lp = torch.clamp(lp_raw, min=log_scale_min)
+    reg = (lp_raw - lq_raw) ** 2 if reg_raw else (lp - lq) ** 2
+    kl = lp - lq + (torch.exp(2 * lq) + (mq - mp) ** 2) / (2 * torch.exp(2 * lp)) - 0.5 + reg_weight * reg
     return {"mean": kl.mean, "sum": kl.sum, "none": lambda: kl}[reduction](), ins
 
 
@@ -101,3 +103,33 @@ def test_reference_matches_float64_formula():
         out = gaussian_kl_ref(*ins, reduction=reduction)
         ref, _ = kl_float64(*ins, -7.0, 4.0, reduction)
         assert_close(out, ref, torch.float32, reduction)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("reference", id="reference"), *FAST_BACKENDS])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_reg_raw_matches_float64(backend, reduction, monkeypatch):
+    """reg_raw=True: the regulariser on the raw log-scales, forward and every gradient, with the floor
+    active for about a third of the elements (there the student still gets -2 * reg_weight * (lp - lq))."""
+    device = "cpu" if backend == "reference" else backend_device(backend)
+    poison_outputs(monkeypatch)
+    g = torch.Generator().manual_seed(11)
+    mq, mp = (torch.randn(3, 67, generator=g) for _ in range(2))
+    lq, lp = (torch.randn(3, 67, generator=g) * 0.8 - 0.6 for _ in range(2))
+    inputs = [t.to(device).requires_grad_() for t in (mq, lq, mp, lp)]
+    kw = dict(log_scale_min=-1.0, reg_weight=4.0, reduction=reduction)
+    out = gaussian_kl(*inputs, **kw, backend=backend, reg_raw=True)
+    ref, ref_inputs = kl_float64(*inputs, -1.0, 4.0, reduction, reg_raw=True)
+    assert_close(out, ref, torch.float32, "kl")
+    floored = gaussian_kl(*inputs, **kw, backend=backend)  # the default reading differs where the floor acts
+    assert not torch.allclose(out, floored)
+    grad = torch.randn(out.shape, dtype=torch.float32, generator=g).to(device)
+    grads = torch.autograd.grad(out, inputs, grad)
+    ref_grads = torch.autograd.grad(ref, ref_inputs, grad.double())
+    for name, gr, r in zip(NAMES, grads, ref_grads):
+        assert_close(gr, r, torch.float32, f"d{name}")
+    below = inputs[1].detach() < -1.0
+    assert below.float().mean() > 0.2
+    glq_default = torch.autograd.grad(floored, inputs[1], grad)[0]
+    assert (glq_default[below] == 0).all() and (grads[1][below] != 0).all()
+    with pytest.raises(TypeError, match="reg_raw: expected a bool"):
+        gaussian_kl(*inputs, backend=backend, reg_raw=1)

@@ -94,6 +94,27 @@ def test_distillation_terms(kind):
     torch.testing.assert_close(out["loss"], 0.5 * out["kl"] + 2.0 * out["stft"])
 
 
+def test_distillation_kl_reg_raw_and_cli_flag():
+    # kl_reg_raw reaches gaussian_kl(reg_raw=True); train-student --kl-reg-raw sets the config field
+    from clarinet.cli import _train_settings, build_parser
+    from clarinet.train import ConfigError, StudentConfig
+
+    student, teacher = tiny_student(), tiny_teacher()
+    audio, mel, noise = batch()
+    out = distillation_loss(student, teacher, audio, mel, noise=noise, stft_weight=0.0, log_scale_min=-1.0,
+                            kl_reg_raw=True)
+    x, mq, lq = student(noise, mel)
+    mp, lp = teacher(x, mel)
+    kl = gaussian_kl_ref(mq, lq, mp, lp, log_scale_min=-1.0, compute_dtype=torch.float64, reg_raw=True)
+    torch.testing.assert_close(out["kl"].double(), kl, rtol=1e-5, atol=1e-6)
+    args = build_parser().parse_args(["train-student", "DATA", "--teacher", "t.pt", "--out", "o", "--kl-reg-raw"])
+    assert _train_settings(args)[0]["kl_reg_raw"] is True
+    args = build_parser().parse_args(["train-student", "DATA", "--teacher", "t.pt", "--out", "o"])
+    assert "kl_reg_raw" not in _train_settings(args)[0] and StudentConfig.kl_reg_raw is False
+    with pytest.raises(ConfigError, match="kl_reg_raw"):
+        StudentConfig.from_sources(data_dir="d", out_dir="o", teacher="t.pt", kl_reg_raw="yes")
+
+
 def test_distillation_kinds_differ_and_bad_kind():
     student, teacher = tiny_student(), tiny_teacher()
     audio, mel, noise = batch()

@@ -19,17 +19,19 @@ def gaussian_kl_ref(
     reg_weight: float = 4.0,
     reduction: str = "mean",
     compute_dtype: torch.dtype = torch.float32,
+    reg_raw: bool = False,
 ) -> torch.Tensor:
     """Plain-PyTorch regularised KL(q || p), computed in ``compute_dtype``.
 
     Written in the overflow-free form ``0.5*exp(2(lq-lp)) + 0.5*((mq-mp)*exp(-lp))**2``
     of the ratio ``(exp(2 lq) + (mq-mp)**2) / (2 exp(2 lp))``.
     """
-    mq, lq, mp, lp = (t.to(compute_dtype) for t in (mean_q, log_scale_q, mean_p, log_scale_p))
-    lq = torch.clamp(lq, min=log_scale_min)
-    lp = torch.clamp(lp, min=log_scale_min)
+    mq, lq_raw, mp, lp_raw = (t.to(compute_dtype) for t in (mean_q, log_scale_q, mean_p, log_scale_p))
+    lq = torch.clamp(lq_raw, min=log_scale_min)
+    lp = torch.clamp(lp_raw, min=log_scale_min)
     diff = lp - lq
-    kl = diff + 0.5 * torch.exp(-2.0 * diff) + 0.5 * ((mq - mp) * torch.exp(-lp)) ** 2 - 0.5 + reg_weight * diff**2
+    rd = lp_raw - lq_raw if reg_raw else diff
+    kl = diff + 0.5 * torch.exp(-2.0 * diff) + 0.5 * ((mq - mp) * torch.exp(-lp)) ** 2 - 0.5 + reg_weight * rd**2
     if reduction == "mean":
         return kl.mean()
     if reduction == "sum":
@@ -46,14 +48,15 @@ def _gaussian_kl_op(
     log_scale_min: float,
     reg_weight: float,
     reduction: str,
+    reg_raw: bool,
     backend: str,
 ) -> torch.Tensor:
     mod = _backend.load(backend, "gaussian_kl")
-    return mod.gaussian_kl_fwd(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction)
+    return mod.gaussian_kl_fwd(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction, reg_raw)
 
 
 @_gaussian_kl_op.register_fake
-def _(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction, backend):
+def _(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction, reg_raw, backend):
     shape = mean_q.shape if reduction == "none" else ()
     return mean_q.new_empty(shape, dtype=torch.float32)
 
@@ -68,16 +71,18 @@ def _gaussian_kl_backward_op(
     log_scale_min: float,
     reg_weight: float,
     reduction: str,
+    reg_raw: bool,
     backend: str,
 ) -> list[torch.Tensor]:
     mod = _backend.load(backend, "gaussian_kl")
     return list(
-        mod.gaussian_kl_bwd(grad, mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction)
+        mod.gaussian_kl_bwd(grad, mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction,
+                            reg_raw)
     )
 
 
 @_gaussian_kl_backward_op.register_fake
-def _(grad, mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction, backend):
+def _(grad, mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction, reg_raw, backend):
     return [torch.empty_like(t, memory_format=torch.contiguous_format) for t in (mean_q, log_scale_q, mean_p, log_scale_p)]
 
 
@@ -94,6 +99,7 @@ def gaussian_kl(
     reg_weight: float = 4.0,
     reduction: str = "mean",
     backend: str = "auto",
+    reg_raw: bool = False,
 ) -> torch.Tensor:
     """ClariNet's regularised reverse KL divergence KL(q || p) between Gaussians.
 
@@ -105,6 +111,16 @@ def gaussian_kl(
 
     evaluated in a form that stays finite for log-scales in [-7, 10] and mean
     gaps up to 1e3. ``q`` is the student (IAF) and ``p`` the teacher.
+
+    Two readings of the regulariser. ``reg_raw=False`` (the default, the
+    paper's formula read literally): ``(lp - lq)**2`` of the floored
+    log-scales, so where the student's log-scale is below the floor the whole
+    term, regulariser included, gives it zero gradient. ``reg_raw=True`` (the
+    peers' reading, ksw0306/ClariNet and Parakeet): the KL keeps the floored
+    log-scales but the regulariser is ``(log_scale_p - log_scale_q)**2`` of the
+    raw ones, which keeps pulling a collapsed student scale back towards the
+    teacher's (d/d log_scale_q = -2 * reg_weight * (log_scale_p - log_scale_q)
+    there).
 
     Shapes: the four inputs share any one shape (no broadcasting), dtype
     (float32, float16 or bfloat16; float64 with the reference backend) and
@@ -128,6 +144,8 @@ def gaussian_kl(
     device, dtype = _checks.same_device_and_dtype(named)
     log_scale_min = _checks.finite_float("log_scale_min", log_scale_min)
     reg_weight = _checks.finite_float("reg_weight", reg_weight)
+    if not isinstance(reg_raw, bool):
+        raise TypeError(f"reg_raw: expected a bool, got {type(reg_raw).__name__}")
     _checks.choice("reduction", reduction, REDUCTIONS)
     name = _backend.resolve("gaussian_kl", backend, device, dtype, _checks.needs_grad(*named.values()))
     if name == "reference" or mean_q.numel() == 0:
@@ -135,5 +153,7 @@ def gaussian_kl(
         return gaussian_kl_ref(
             mean_q, log_scale_q, mean_p, log_scale_p,
             log_scale_min=log_scale_min, reg_weight=reg_weight, reduction=reduction, compute_dtype=cdt,
+            reg_raw=reg_raw,
         )
-    return _gaussian_kl_op(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction, name)
+    return _gaussian_kl_op(mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight, reduction, reg_raw,
+                           name)

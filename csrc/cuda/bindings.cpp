@@ -103,30 +103,34 @@ PYBIND11_MODULE(_cuda, m) {
       [](const ViewTuple& mean_q, const ViewTuple& log_scale_q, const ViewTuple& mean_p, const ViewTuple& log_scale_p,
          const ViewTuple& out, std::uintptr_t workspace, std::int64_t workspace_numel, std::int64_t rows,
          std::int64_t cols, float log_scale_min, float reg_weight, int reduction, int dtype, int device,
-         std::uintptr_t stream) {
+         std::uintptr_t stream, bool reg_raw) {
         cc::gaussian_kl_fwd(view(mean_q), view(log_scale_q), view(mean_p), view(log_scale_p), view(out), workspace,
                             workspace_numel, rows, cols, log_scale_min, reg_weight, reduction,
-                            context(dtype, device, stream));
+                            context(dtype, device, stream), reg_raw);
       },
       py::arg("mean_q"), py::arg("log_scale_q"), py::arg("mean_p"), py::arg("log_scale_p"), py::arg("out"),
       py::arg("workspace"), py::arg("workspace_numel"), py::arg("rows"), py::arg("cols"), py::arg("log_scale_min"),
       py::arg("reg_weight"), py::arg("reduction"), py::arg("dtype"), py::arg("device"), py::arg("stream"),
-      "Regularised reverse KL(q || p) forward (ClariNet), per element or reduced.");
+      py::arg("reg_raw") = false,
+      "Regularised reverse KL(q || p) forward (ClariNet), per element or reduced; reg_raw: the regulariser on the "
+      "raw log-scales.");
 
   m.def(
       "gaussian_kl_bwd",
       [](const ViewTuple& grad, const ViewTuple& mean_q, const ViewTuple& log_scale_q, const ViewTuple& mean_p,
          const ViewTuple& log_scale_p, const ViewTuple& dmean_q, const ViewTuple& dlog_scale_q,
          const ViewTuple& dmean_p, const ViewTuple& dlog_scale_p, std::int64_t rows, std::int64_t cols,
-         float log_scale_min, float reg_weight, int reduction, int dtype, int device, std::uintptr_t stream) {
+         float log_scale_min, float reg_weight, int reduction, int dtype, int device, std::uintptr_t stream,
+         bool reg_raw) {
         cc::gaussian_kl_bwd(view(grad), view(mean_q), view(log_scale_q), view(mean_p), view(log_scale_p),
                             view(dmean_q), view(dlog_scale_q), view(dmean_p), view(dlog_scale_p), rows, cols,
-                            log_scale_min, reg_weight, reduction, context(dtype, device, stream));
+                            log_scale_min, reg_weight, reduction, context(dtype, device, stream), reg_raw);
       },
       py::arg("grad"), py::arg("mean_q"), py::arg("log_scale_q"), py::arg("mean_p"), py::arg("log_scale_p"),
       py::arg("dmean_q"), py::arg("dlog_scale_q"), py::arg("dmean_p"), py::arg("dlog_scale_p"), py::arg("rows"),
       py::arg("cols"), py::arg("log_scale_min"), py::arg("reg_weight"), py::arg("reduction"), py::arg("dtype"),
-      py::arg("device"), py::arg("stream"), "Regularised reverse KL(q || p) backward: the four input gradients.");
+      py::arg("device"), py::arg("stream"), py::arg("reg_raw") = false,
+      "Regularised reverse KL(q || p) backward: the four input gradients.");
 
   m.def(
       "wavenet_layer_packed_dims",

@@ -67,12 +67,14 @@ void gaussian_nll_bwd(const View2D& grad, const View2D& x, const View2D& mean, c
 void gaussian_kl_fwd(const View2D& mean_q, const View2D& log_scale_q, const View2D& mean_p,
                      const View2D& log_scale_p, const View2D& out, std::uintptr_t workspace,
                      std::int64_t workspace_numel, std::int64_t rows, std::int64_t cols, float log_scale_min,
-                     float reg_weight, int reduction, const LaunchContext& ctx);
+                     float reg_weight, int reduction, const LaunchContext& ctx, bool reg_raw = false);
 
 void gaussian_kl_bwd(const View2D& grad, const View2D& mean_q, const View2D& log_scale_q, const View2D& mean_p,
                      const View2D& log_scale_p, const View2D& dmean_q, const View2D& dlog_scale_q,
                      const View2D& dmean_p, const View2D& dlog_scale_p, std::int64_t rows, std::int64_t cols,
-                     float log_scale_min, float reg_weight, int reduction, const LaunchContext& ctx);
+                     float log_scale_min, float reg_weight, int reduction, const LaunchContext& ctx,
+                     bool reg_raw = false);
+// reg_raw: the regulariser reg_weight * (lp - lq)^2 on the raw log-scales instead of the floored ones
 
 // ---- Fused WaveNet residual layer (inference forward) -------------------------
 // Packed weight layout (built by clarinet/_cuda_ops.py, sizes from wavenet_layer_packed_dims):

@@ -105,6 +105,7 @@ struct GaussianKlParams {
   float log_scale_min;
   float reg_weight;
   float grad_scale;
+  bool reg_raw;  // the regulariser on the raw log-scales (the peers' reading) instead of the floored ones
 };
 
 // ---- tile bookkeeping and chunk I/O -------------------------------------------
@@ -282,7 +283,8 @@ __global__ void __launch_bounds__(kThreads) gaussian_kl_fwd_kernel(const Gaussia
       const float diff = lp - lq;
       const float r = expf(-2.f * diff);      // exp(2 (lq - lp)) = sigma_q^2 / sigma_p^2
       const float v = (mq[e] - mp[e]) * expf(-lp);  // (mq - mp) / sigma_p
-      loss[e] = diff + 0.5f * r + 0.5f * v * v - 0.5f + p.reg_weight * diff * diff;
+      const float rd = p.reg_raw ? lsp[e] - lsq[e] : diff;
+      loss[e] = diff + 0.5f * r + 0.5f * v * v - 0.5f + p.reg_weight * rd * rd;
       if (REDUCE && in_row(c, e, p.cols)) acc += loss[e];
     }
     if (!REDUCE) store_chunk(p.loss, p.stride_loss_row, p.stride_loss_col, c, p.cols, loss);
@@ -322,9 +324,11 @@ __global__ void __launch_bounds__(kThreads) gaussian_kl_bwd_kernel(const Gaussia
       const float g = grad[e];
       dmq[e] = g * v * inv_p;  // (mq - mp) exp(-2 lp)
       dmp[e] = -dmq[e];
-      const float reg = 2.f * p.reg_weight * diff;
-      dlq[e] = lsq[e] >= p.log_scale_min ? g * (r - 1.f - reg) : 0.f;
-      dlp[e] = lsp[e] >= p.log_scale_min ? g * (1.f - r - v * v + reg) : 0.f;
+      // the regulariser's gradient: through the floors (reg) or, raw, straight to the inputs (reg_r)
+      const float reg = p.reg_raw ? 0.f : 2.f * p.reg_weight * diff;
+      const float reg_r = p.reg_raw ? 2.f * p.reg_weight * (lsp[e] - lsq[e]) * g : 0.f;
+      dlq[e] = (lsq[e] >= p.log_scale_min ? g * (r - 1.f - reg) : 0.f) - reg_r;
+      dlp[e] = (lsp[e] >= p.log_scale_min ? g * (1.f - r - v * v + reg) : 0.f) + reg_r;
     }
     store_chunk(p.dmean_q, p.stride_dmean_q_row, p.stride_dmean_q_col, c, p.cols, dmq);
     store_chunk(p.dlog_scale_q, p.stride_dlog_scale_q_row, p.stride_dlog_scale_q_col, c, p.cols, dlq);
@@ -528,7 +532,7 @@ void run_nll_bwd(const View2D& grad, const View2D& x, const View2D& mean, const 
 template <typename T>
 void run_kl_fwd(const View2D& mean_q, const View2D& log_scale_q, const View2D& mean_p, const View2D& log_scale_p,
                 const View2D& out, std::uintptr_t workspace, int64_t workspace_numel, int64_t rows, int64_t cols,
-                float log_scale_min, float reg_weight, int reduction, cudaStream_t stream) {
+                float log_scale_min, float reg_weight, int reduction, cudaStream_t stream, bool reg_raw) {
   const bool reduce = reduction != kReduceNone;
   const bool vector = reduce ? vector_ok({&mean_q, &log_scale_q, &mean_p, &log_scale_p}, rows, kVec<T>)
                              : vector_ok({&mean_q, &log_scale_q, &mean_p, &log_scale_p, &out}, rows, kVec<T>);
@@ -556,6 +560,7 @@ void run_kl_fwd(const View2D& mean_q, const View2D& log_scale_q, const View2D& m
   p.stride_loss_col = out.stride_col;
   p.log_scale_min = log_scale_min;
   p.reg_weight = reg_weight;
+  p.reg_raw = reg_raw;
   detail::launch(pick_kernel<KlFwd<T>>(vector, reduce), dim3(g.blocks), dim3(kThreads), 0, stream, p,
                  "gaussian_kl_fwd kernel launch");
   if (reduce) {
@@ -568,7 +573,7 @@ template <typename T>
 void run_kl_bwd(const View2D& grad, const View2D& mean_q, const View2D& log_scale_q, const View2D& mean_p,
                 const View2D& log_scale_p, const View2D& dmean_q, const View2D& dlog_scale_q, const View2D& dmean_p,
                 const View2D& dlog_scale_p, int64_t rows, int64_t cols, float log_scale_min, float reg_weight,
-                int reduction, cudaStream_t stream) {
+                int reduction, cudaStream_t stream, bool reg_raw) {
   const bool reduce = reduction != kReduceNone;
   const bool vector =
       reduce ? vector_ok({&mean_q, &log_scale_q, &mean_p, &log_scale_p, &dmean_q, &dlog_scale_q, &dmean_p,
@@ -612,6 +617,7 @@ void run_kl_bwd(const View2D& grad, const View2D& mean_q, const View2D& log_scal
   p.stride_dlog_scale_p_col = dlog_scale_p.stride_col;
   p.log_scale_min = log_scale_min;
   p.reg_weight = reg_weight;
+  p.reg_raw = reg_raw;
   p.grad_scale = static_cast<float>(reduction_scale(reduction, rows, cols));
   detail::launch(pick_kernel<KlBwd<T>>(vector, reduce), dim3(g.blocks), dim3(kThreads), 0, stream, p,
                  "gaussian_kl_bwd kernel launch");
@@ -693,7 +699,7 @@ void gaussian_nll_bwd(const View2D& grad, const View2D& x, const View2D& mean, c
 void gaussian_kl_fwd(const View2D& mean_q, const View2D& log_scale_q, const View2D& mean_p,
                      const View2D& log_scale_p, const View2D& out, std::uintptr_t workspace,
                      int64_t workspace_numel, int64_t rows, int64_t cols, float log_scale_min, float reg_weight,
-                     int reduction, const LaunchContext& ctx) {
+                     int reduction, const LaunchContext& ctx, bool reg_raw) {
   const char* op = "gaussian_kl_fwd";
   check_common(rows, cols, reduction, ctx, op);
   check_view(mean_q, "gaussian_kl_fwd: mean_q");
@@ -707,13 +713,14 @@ void gaussian_kl_fwd(const View2D& mean_q, const View2D& log_scale_q, const View
   const auto stream = reinterpret_cast<cudaStream_t>(ctx.stream);
   CLARINET_DISPATCH_DTYPE(ctx.dtype, T,
                           run_kl_fwd<T>(mean_q, log_scale_q, mean_p, log_scale_p, out, workspace, workspace_numel,
-                                        rows, cols, log_scale_min, reg_weight, reduction, stream))
+                                        rows, cols, log_scale_min, reg_weight, reduction, stream, reg_raw))
 }
 
 void gaussian_kl_bwd(const View2D& grad, const View2D& mean_q, const View2D& log_scale_q, const View2D& mean_p,
                      const View2D& log_scale_p, const View2D& dmean_q, const View2D& dlog_scale_q,
                      const View2D& dmean_p, const View2D& dlog_scale_p, int64_t rows, int64_t cols,
-                     float log_scale_min, float reg_weight, int reduction, const LaunchContext& ctx) {
+                     float log_scale_min, float reg_weight, int reduction, const LaunchContext& ctx,
+                     bool reg_raw) {
   const char* op = "gaussian_kl_bwd";
   check_common(rows, cols, reduction, ctx, op);
   check_view(grad, "gaussian_kl_bwd: grad");
@@ -732,7 +739,7 @@ void gaussian_kl_bwd(const View2D& grad, const View2D& mean_q, const View2D& log
   CLARINET_DISPATCH_DTYPE(ctx.dtype, T,
                           run_kl_bwd<T>(grad, mean_q, log_scale_q, mean_p, log_scale_p, dmean_q, dlog_scale_q,
                                         dmean_p, dlog_scale_p, rows, cols, log_scale_min, reg_weight, reduction,
-                                        stream))
+                                        stream, reg_raw))
 }
 
 #undef CLARINET_DISPATCH_DTYPE
