@@ -438,7 +438,8 @@ def sampling_fn(setup: dict, backend: str, n: int) -> Callable:
     return lambda: wavenet_sample(packed, h, noise, backend=backend)
 
 
-def _run_sampling_case(case: Case, backends, device: torch.device, min_time: float) -> list[dict]:
+def _run_sampling_case(case: Case, backends, device: torch.device, min_time: float,
+                       profile_dir: str | None = None) -> list[dict]:
     """Generation rate per backend, after a check against the float32 reference.
 
     The AR reference (eager, one sample at a time) is timed over ``REFERENCE_SAMPLES`` samples and
@@ -464,7 +465,9 @@ def _run_sampling_case(case: Case, backends, device: torch.device, min_time: flo
         if wrong is not None:
             rows.append(dict(row, status="wrong", reason=wrong))
             continue
-        t = time_fn(sampling_fn(setup, backend, n), device, min_time)
+        fn = sampling_fn(setup, backend, n)
+        t = time_fn(fn, device, min_time)
+        t.update(_profiled(fn, profile_dir, case, backend, device))
         rate = B * n / (t["median_ms"] * 1e-3)
         fps = setup["flops_per_sample"]
         note = f"timed over {n} samples, rate extrapolated" if n < T else ""
@@ -475,9 +478,22 @@ def _run_sampling_case(case: Case, backends, device: torch.device, min_time: flo
     return rows
 
 
-def run_case(case: Case, backends, device: torch.device, min_time: float = 0.5) -> list[dict]:
+def _profiled(fn: Callable, profile_dir: str | None, case: Case, backend: str, device) -> dict:
+    """With ``profile_dir``: one more call of ``fn`` under torch.profiler, written as a Chrome trace
+    (``{"trace": path}``); else nothing."""
+    if profile_dir is None:
+        return {}
+    from .profiling import trace, trace_path
+
+    return dict(trace=trace(fn, trace_path(profile_dir, case.name, backend), device,
+                            label=f"clarinet.bench {case.name} {backend}"))
+
+
+def run_case(case: Case, backends, device: torch.device, min_time: float = 0.5,
+             profile_dir: str | None = None) -> list[dict]:
+    """Rows of ``case`` per backend; ``profile_dir``: also a torch.profiler trace per timed backend."""
     if case.op in SAMPLING_PRESETS:
-        return _run_sampling_case(case, backends, device, min_time)
+        return _run_sampling_case(case, backends, device, min_time, profile_dir)
     inputs = make_inputs(case, device)
     ref_fn = runner(case, "reference", {k: v.float() for k, v in inputs.items()})
     ref_out = ref_fn()
@@ -499,6 +515,7 @@ def run_case(case: Case, backends, device: torch.device, min_time: float = 0.5) 
             rows.append(dict(row, status="wrong", reason=wrong))
             continue
         t = time_fn(fn, device, min_time)
+        t.update(_profiled(fn, profile_dir, case, backend, device))
         sec = t["median_ms"] * 1e-3
         samples = case.shape["B"] * case.shape["T"]
         rows.append(dict(row, status="ok", **t, gflops=case.flops / sec * 1e-9, gbps=case.bytes / sec * 1e-9,
@@ -581,6 +598,32 @@ def markdown_table(rows: list[dict]) -> str:
             rate += f" ({r['x_real_time']:.3g}x real time{'; ' + r['note'] if r['note'] else ''})"
         lines.append(f"| {r['case']} | {shape} | {r['backend']} | {r['median_ms']:.3f} "
                      f"({r['p20_ms']:.3f}-{r['p80_ms']:.3f}) | {r['gflops']:.1f} | {gbps} | {rate} | {speedup} |")
+    return "\n".join(lines)
+
+
+def headline_cases(dtype: torch.dtype, size: str, configs=tuple(CONFIGS)) -> list[Case]:
+    """The generation cases of the headline: batch 1 of every sampling preset, float32 and ``dtype``
+    (a 16-bit type on the CPU too: the C++ sampler's float16 weights are its fastest path)."""
+    return [c for c in cases(ops=tuple(SAMPLING_PRESETS), configs=configs, modes=("fwd",), dtype=dtype, size=size)
+            if c.shape["B"] == 1]
+
+
+def headline(rows: list[dict]) -> str:
+    """The real-time-factor headline: per generation preset, the fastest backend at batch 1."""
+    best: dict = {}
+    for r in rows:
+        if r["status"] == "ok" and r["op"] in SAMPLING_PRESETS and r["shape"]["B"] == 1:
+            key = (r["op"], r["config"])
+            if key not in best or r["x_real_time"] > best[key]["x_real_time"]:
+                best[key] = r
+    if not best:
+        return ""
+    lines = [f"| generation, batch 1 | best backend | dtype | x real time ({SAMPLE_RATE // 1000} kHz) | samples/s |",
+             "| --- | --- | --- | --- | --- |"]
+    for (op, config), r in sorted(best.items()):
+        kind = "autoregressive" if op == "ar_sampling" else "parallel (IAF)"
+        lines.append(f"| {config} ({kind}) | {r['backend']} | {r['dtype']} | {r['x_real_time']:.3g} | "
+                     f"{r['samples_per_s']:.3g} |")
     return "\n".join(lines)
 
 

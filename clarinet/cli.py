@@ -29,7 +29,10 @@ def _bench(args) -> int:
     dtype = DTYPES[args.dtype or ("float16" if device.type == "cuda" else "float32")]
     if dtype == torch.bfloat16 and device.type == "cpu" and "triton" in args.backends:
         print("note: Triton has no bfloat16 on the CPU", file=sys.stderr)
-    cases = bench.cases(ops=args.ops, configs=args.configs, modes=args.modes, dtype=dtype, size=size)
+    if args.quick:  # the headline only: batch-1 generation, the fast backends (the AR reference never wins)
+        cases = bench.headline_cases(dtype, size, configs=args.configs)
+    else:
+        cases = bench.cases(ops=args.ops, configs=args.configs, modes=args.modes, dtype=dtype, size=size)
     env = bench.environment(device)
     print(f"clarinet bench on {env['device']} (torch {env['torch']}, triton {env['triton']}), "
           f"{len(cases)} cases, size {size} {bench.SIZES[size]}, {dtype}", file=sys.stderr)
@@ -44,13 +47,31 @@ def _bench(args) -> int:
                               status="skipped", reason=f"--max-seconds {args.max_seconds:g} reached")
                          for b in args.backends]
                 continue
-            rows += bench.run_case(case, args.backends, device, min_time=args.min_time)
+            backends = args.backends
+            if args.quick and case.op == "ar_sampling":
+                backends = [b for b in backends if b != "reference"]
+            rows += bench.run_case(case, backends, device, min_time=args.min_time, profile_dir=args.profile)
             bench.write_record(args.out, env, rows)  # after every case: an interrupted run keeps its rows
+        if not args.quick and "ar_sampling" in args.ops and "teacher-small" in args.configs:
+            from .bench_serving import mixed_length_rows
+
+            if args.max_seconds is None or time.monotonic() - start <= args.max_seconds:
+                rows += mixed_length_rows("teacher-small", size, device, args.backends, min_time=args.min_time)
     bench.write_record(args.out, env, rows)
-    print(bench.markdown_table(rows))
-    rtf = bench.rtf_table(rows)
-    if rtf:
-        print("\n" + rtf)
+    head = bench.headline(rows)
+    if head:
+        print("real-time factor (generation, batch 1, best backend per preset):\n" + head + "\n")
+    if not args.quick:
+        print(bench.markdown_table(rows))
+        rtf = bench.rtf_table(rows)
+        if rtf:
+            print("\n" + rtf)
+    traces = [r["trace"] for r in rows if r.get("trace")]
+    if traces:
+        print(f"wrote {len(traces)} torch.profiler traces (Chrome-trace JSON: ui.perfetto.dev or chrome://tracing) "
+              f"to {args.profile}:")
+        for t in traces:
+            print(f"  {t}")
     if not args.no_plot:
         plot = args.plot or os.path.splitext(args.out)[0] + ".png"
         why = bench.plot_sampling(rows, plot, title=f"clarinet bench: {env['device']}")
@@ -87,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--plot", help="PNG of generation samples/s against batch size (default: --out with .png)")
     b.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--quick", action="store_true",
+                   help="only the real-time-factor headline: batch-1 generation of each preset on the fast "
+                        "backends (well under a minute on a 2-core CPU); the default is the full run")
+    b.add_argument("--profile", metavar="DIR",
+                   help="also write one torch.profiler trace per case and backend (Chrome-trace JSON) into DIR")
     b.set_defaults(func=_bench)
     _add_train_parsers(sub)
     _add_synthesize_parser(sub)

@@ -78,6 +78,8 @@ import torch
 import triton
 import triton.language as tl
 
+from clarinet.profiling import named_range
+
 from .wavenet_layer import _dot_prec, _pad
 
 _SQRT_HALF = tl.constexpr(0.7071067811865476)  # sqrt(0.5), used inside the kernel
@@ -462,34 +464,35 @@ def wavenet_sample_run(packed, h, src, forced, x, mean, log_scale, temperature, 
     grid = (triton.cdiv(B, BLOCK_B),)
     skip_scale = math.sqrt(1.0 / n_layers)
     for c0 in range(0, T, chunk):
-        n = min(chunk, T - c0)
-        # (B, n, layers*G) float32: one GEMM per chunk for every layer's w_cond h + b_dil
-        cond = torch.matmul(h[:, :, c0:c0 + n].transpose(1, 2).float(), w["w_cond"])
-        cond += w["b_dil"]
-        phase = ((step0 + c0) % w["ring_size"]).to(torch.int32)  # on the device: no host sync
-        _wavenet_sample_kernel[grid](
-            cond, src,
-            w["w_in"], w["b_in"], w["w_dil"], w["w_rs"], w["b_rs"], w["w_out1"], w["b_out1"],
-            w["w_out2"], w["b_out2"], w["dil"], w["ring_off"], phase,
-            ring, prev, x, mean, log_scale,
-            B, n, c0, n_layers, R, G2, S,
-            float(temperature), float(log_scale_min), skip_scale, float(clip),
-            *cond.stride(),
-            *src.stride(),
-            *w["w_dil"].stride(),
-            *w["w_rs"].stride(),
-            w["b_rs"].stride(0),
-            *w["w_out1"].stride(),
-            *w["w_out2"].stride(),
-            *ring.stride(),
-            prev.stride(0),
-            *x.stride(),
-            *mean.stride(),
-            *log_scale.stride(),
-            K=K, FORCED=bool(forced),
-            R_P=_pad(R), S_P=_pad(S), G2_P=_pad(G2),
-            BLOCK_B=BLOCK_B, USE_DOT=use_dot, DOT_PREC=_dot_prec(dtype),
-        )
+        with named_range("clarinet.wavenet_sample.chunk"):
+            n = min(chunk, T - c0)
+            # (B, n, layers*G) float32: one GEMM per chunk for every layer's w_cond h + b_dil
+            cond = torch.matmul(h[:, :, c0:c0 + n].transpose(1, 2).float(), w["w_cond"])
+            cond += w["b_dil"]
+            phase = ((step0 + c0) % w["ring_size"]).to(torch.int32)  # on the device: no host sync
+            _wavenet_sample_kernel[grid](
+                cond, src,
+                w["w_in"], w["b_in"], w["w_dil"], w["w_rs"], w["b_rs"], w["w_out1"], w["b_out1"],
+                w["w_out2"], w["b_out2"], w["dil"], w["ring_off"], phase,
+                ring, prev, x, mean, log_scale,
+                B, n, c0, n_layers, R, G2, S,
+                float(temperature), float(log_scale_min), skip_scale, float(clip),
+                *cond.stride(),
+                *src.stride(),
+                *w["w_dil"].stride(),
+                *w["w_rs"].stride(),
+                w["b_rs"].stride(0),
+                *w["w_out1"].stride(),
+                *w["w_out2"].stride(),
+                *ring.stride(),
+                prev.stride(0),
+                *x.stride(),
+                *mean.stride(),
+                *log_scale.stride(),
+                K=K, FORCED=bool(forced),
+                R_P=_pad(R), S_P=_pad(S), G2_P=_pad(G2),
+                BLOCK_B=BLOCK_B, USE_DOT=use_dot, DOT_PREC=_dot_prec(dtype),
+            )
     if state is not None:
         _ring_to_state(c, ring, step0 + T, state)
         state[:, 0].copy_(prev)

@@ -24,9 +24,11 @@ def test_cli_writes_a_record(tmp_path, capsys):
     for key in ("device", "torch", "triton", "clarinet", "commit", "time"):
         assert env[key]
     rows = rec["results"]
-    assert {r["op"] for r in rows} == set(ops)
+    assert {r["op"] for r in rows} == set(ops) | {"ar_mixed_lengths"}  # + the mixed-length batch row
     assert {r["config"] for r in rows} == {"student", "teacher-small", "loss"}
-    ok = [r for r in rows if r["status"] == "ok"]
+    mixed = [r for r in rows if r["op"] == "ar_mixed_lengths"]
+    assert [r["backend"] for r in mixed] == ["cpp (batch)", "cpp (one by one)"]
+    ok = [r for r in rows if r["status"] == "ok" and r["op"] != "ar_mixed_lengths"]
     assert ok and all(r["backend"] in ("reference", "cpp") and r["median_ms"] > 0 and r["p20_ms"] <= r["p80_ms"]
                       for r in ok)
     assert {r["backend"] for r in ok if r["op"] == "ar_sampling"} == {"reference", "cpp"}
@@ -125,3 +127,72 @@ def test_sampling_rows_check_before_timing(monkeypatch):
     rows = {r["backend"]: r for r in bench.run_case(case, ["reference", "cpp"], torch.device("cpu"), min_time=0.0)}
     assert rows["reference"]["status"] == "ok"
     assert rows["cpp"]["status"] == "wrong" and "median_ms" not in rows["cpp"]
+
+
+def test_profile_writes_chrome_traces_and_headline_first(tmp_path, capsys):
+    """--profile DIR: one torch.profiler trace per case and backend, loadable JSON holding the op's range."""
+    traces = tmp_path / "traces"
+    rc = cli.main(["bench", "--size", "tiny", "--ops", "gaussian_kl", "ar_sampling", "--modes", "fwd", "--configs",
+                   "teacher-small", "--backends", "reference", "cpp", "--profile", str(traces), "--out",
+                   str(tmp_path / "r.json"), "--no-plot", "--quiet", "--min-time", "0", "--device", "cpu"])
+    assert rc == 0
+    rows = json.loads((tmp_path / "r.json").read_text())["results"]
+    timed = [r for r in rows if r["status"] == "ok"]
+    assert timed and all(os.path.isfile(r["trace"]) for r in timed)
+    assert len({r["trace"] for r in timed}) == len(timed)  # one file per case and backend
+    names = {}
+    for r in timed:
+        with open(r["trace"]) as f:
+            events = json.load(f)["traceEvents"]  # Chrome-trace JSON
+        names[(r["op"], r["backend"])] = {e.get("name") for e in events}
+    assert "clarinet.gaussian_kl_ref" in names[("gaussian_kl", "reference")]
+    assert "clarinet.wavenet_sample" in names[("ar_sampling", "cpp")]
+    assert "clarinet.wavenet_sample_ref" in names[("ar_sampling", "reference")]
+    printed = capsys.readouterr().out
+    assert f"torch.profiler traces (Chrome-trace JSON" in printed and str(traces) in printed
+    # the real-time-factor headline comes first, then the detailed tables
+    assert printed.index("real-time factor (generation, batch 1") < printed.index("| case |")
+    assert "| teacher-small (autoregressive) | cpp |" in printed
+
+
+def test_quick_runs_only_the_headline(tmp_path, capsys):
+    rc = cli.main(["bench", "--quick", "--size", "tiny", "--configs", "teacher-small", "student", "--out",
+                   str(tmp_path / "q.json"), "--no-plot", "--quiet", "--min-time", "0", "--device", "cpu"])
+    assert rc == 0
+    rows = json.loads((tmp_path / "q.json").read_text())["results"]
+    assert {r["op"] for r in rows} == {"ar_sampling", "iaf_sampling"} and {r["shape"]["B"] for r in rows} == {1}
+    assert not [r for r in rows if r["op"] == "ar_sampling" and r["backend"] == "reference"]  # never the best
+    printed = capsys.readouterr().out
+    assert "| teacher-small (autoregressive) | cpp |" in printed and "| student (parallel (IAF)) |" in printed
+    assert "| case |" not in printed
+
+
+def test_headline_picks_the_fastest_backend_per_preset():
+    def row(config, backend, dtype, rtf, B=1, op="ar_sampling"):
+        return dict(op=op, config=config, backend=backend, dtype=dtype, status="ok", shape=dict(B=B),
+                    x_real_time=rtf, samples_per_s=rtf * bench.SAMPLE_RATE)
+
+    rows = [row("teacher", "cpp", "float32", 0.5), row("teacher", "cpp", "float16", 0.8),
+            row("teacher", "cuda", "float16", 9.0, B=4), dict(row("teacher", "triton", "float32", 99.0), status="wrong"),
+            row("student", "reference", "float32", 1.5, op="iaf_sampling")]
+    text = bench.headline(rows)
+    assert "| teacher (autoregressive) | cpp | float16 | 0.8 |" in text
+    assert "| student (parallel (IAF)) | reference | float32 | 1.5 |" in text
+    assert bench.headline([]) == ""
+
+
+def test_mixed_length_row_checks_then_times_batch_and_one_by_one(monkeypatch):
+    from clarinet import bench_serving
+
+    rows = bench_serving.mixed_length_rows("teacher-small", "tiny", torch.device("cpu"), ["cpp"], min_time=0.0)
+    assert [r["backend"] for r in rows] == ["cpp (batch)", "cpp (one by one)"]
+    assert all(r["status"] == "ok" and r["samples_per_s"] > 0 for r in rows)
+    assert rows[0]["shape"]["seconds"] == "0.0125+0.025" and "faster than one by one" in rows[0]["note"]
+    assert "ar_mixed_lengths[teacher-small" in bench.markdown_table(rows)
+    assert bench_serving.mixed_length_rows("teacher-small", "tiny", torch.device("cpu"), ["reference"])[0]["status"] \
+        == "skipped"
+    # a batch whose rows disagree with the utterances alone is reported, not timed
+    real = bench_serving.mismatch
+    monkeypatch.setattr(bench_serving, "mismatch", lambda a, b, d: real(a * 1.01, b, d))
+    (wrong,) = bench_serving.mixed_length_rows("teacher-small", "tiny", torch.device("cpu"), ["cpp"], min_time=0.0)
+    assert wrong["status"] == "wrong" and "median_ms" not in wrong

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
+from ..profiling import named_range
 from .wavenet import (
     ConditionUpsampler,
     WaveNetStack,
@@ -148,7 +149,8 @@ class GaussianIAF(_PresetMixin, nn.Module):
             for s in range(0, T, chunk):
                 e = min(s + chunk, T)
                 a = max(0, s - flow.receptive_field)  # outputs >= s see no padding before a
-                out[:, s:e] = self._flow_sample(i, x[:, a:e], conditioning(a, e))[:, s - a:]
+                with named_range("clarinet.iaf.chunk"):
+                    out[:, s:e] = self._flow_sample(i, x[:, a:e], conditioning(a, e))[:, s - a:]
             x = out
         return x
 
@@ -157,8 +159,9 @@ class GaussianIAF(_PresetMixin, nn.Module):
         from ..ops import iaf_flow_head
 
         flow = self.flows[i]
-        skips = flow.skips(shift_right(z)[:, None], h)
-        return iaf_flow_head(skips, flow.w_out1, flow.b_out1, flow.w_out2, flow.b_out2, z,
+        with named_range("clarinet.iaf.flow"):
+            skips = flow.skips(shift_right(z)[:, None], h)
+            return iaf_flow_head(skips, flow.w_out1, flow.b_out1, flow.w_out2, flow.b_out2, z,
                              skip_scale=flow.skip_scale, backend=flow.backend)
 
     def _conditioning(self, mel: torch.Tensor, start: int, end: int) -> torch.Tensor:

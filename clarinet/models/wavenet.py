@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..ops import wavenet_layer
+from ..profiling import named_range
 
 __all__ = ["ConditionUpsampler", "WaveNetLayer", "WaveNetStack", "GaussianWaveNet", "TEACHER_PRESETS"]
 
@@ -622,7 +623,7 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
                   leave=False) as bar:
             for a in range(0, T, span):
                 e = min(a + span, T)
-                with torch.profiler.record_function("clarinet.generate.span"):
+                with named_range("clarinet.generate.span"):
                     if frames is None:
                         h = self.upsampler.forward_range(mel, a, e).to(run_dtype)
                         x = wavenet_sample(packed, h, noise[:, a:e].to(run_dtype), temperature=temperature,

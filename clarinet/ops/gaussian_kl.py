@@ -4,11 +4,13 @@ from __future__ import annotations
 import torch
 
 from .. import _backend, _checks
+from ..profiling import op_range
 from ._register import register_autograd
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
+@op_range("clarinet.gaussian_kl_ref")
 def gaussian_kl_ref(
     mean_q: torch.Tensor,
     log_scale_q: torch.Tensor,
@@ -89,6 +91,7 @@ def _(grad, mean_q, log_scale_q, mean_p, log_scale_p, log_scale_min, reg_weight,
 register_autograd(_gaussian_kl_op, _gaussian_kl_backward_op, n_tensors=4)
 
 
+@op_range("clarinet.gaussian_kl")
 def gaussian_kl(
     mean_q: torch.Tensor,
     log_scale_q: torch.Tensor,

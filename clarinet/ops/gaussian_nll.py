@@ -6,12 +6,14 @@ import math
 import torch
 
 from .. import _backend, _checks
+from ..profiling import op_range
 from ._register import register_autograd
 
 REDUCTIONS = ("mean", "sum", "none")
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+@op_range("clarinet.gaussian_nll_ref")
 def gaussian_nll_ref(
     x: torch.Tensor,
     mean: torch.Tensor,
@@ -67,6 +69,7 @@ def _(grad, x, mean, log_scale, log_scale_min, reduction, backend):
 register_autograd(_gaussian_nll_op, _gaussian_nll_backward_op, n_tensors=3)
 
 
+@op_range("clarinet.gaussian_nll")
 def gaussian_nll(
     x: torch.Tensor,
     mean: torch.Tensor,

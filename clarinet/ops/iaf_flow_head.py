@@ -11,10 +11,12 @@ from __future__ import annotations
 import torch
 
 from .. import _backend, _checks
+from ..profiling import op_range
 
 __all__ = ["iaf_flow_head", "iaf_flow_head_ref"]
 
 
+@op_range("clarinet.iaf_flow_head_ref")
 def iaf_flow_head_ref(skips: torch.Tensor, w_out1: torch.Tensor, b_out1: torch.Tensor, w_out2: torch.Tensor,
                       b_out2: torch.Tensor, z: torch.Tensor, *, skip_scale: float,
                       compute_dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -38,6 +40,7 @@ def _(skips, w_out1, b_out1, w_out2, b_out2, z, skip_scale, backend):
     return z.new_empty(z.shape)
 
 
+@op_range("clarinet.iaf_flow_head")
 def iaf_flow_head(skips: torch.Tensor, w_out1: torch.Tensor, b_out1: torch.Tensor, w_out2: torch.Tensor,
                   b_out2: torch.Tensor, z: torch.Tensor, *, skip_scale: float, backend: str = "auto") -> torch.Tensor:
     """``z * exp(s) + mu`` with ``(mu, s) = W2 relu(W1 relu(skips * skip_scale) + b1) + b2``.

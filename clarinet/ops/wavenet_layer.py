@@ -9,11 +9,13 @@ import torch.nn.functional as F
 
 from .. import _backend, _checks
 from .._layout import tap_offsets  # noqa: F401  (re-exported)
+from ..profiling import op_range
 from ._register import register_autograd
 
 SQRT_HALF = math.sqrt(0.5)
 
 
+@op_range("clarinet.wavenet_layer_ref")
 def wavenet_layer_ref(
     x: torch.Tensor,
     w_dil: torch.Tensor,
@@ -148,6 +150,7 @@ def _check_args(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, dilation, h, w_co
     return _checks.same_device_and_dtype(named)
 
 
+@op_range("clarinet.wavenet_layer")
 def wavenet_layer(
     x: torch.Tensor,
     w_dil: torch.Tensor,

@@ -19,6 +19,8 @@ from typing import Optional
 
 import torch
 
+from ..profiling import op_range
+
 __all__ = ["NonFiniteSampleError", "PackedWaveNet", "SamplerState", "pack_wavenet", "sampler_state", "wavenet_sample",
            "wavenet_sample_ref"]
 
@@ -343,6 +345,7 @@ def _pick_auto(packed: PackedWaveNet, h: torch.Tensor) -> str:
     return "reference"
 
 
+@op_range("clarinet.wavenet_sample")
 def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
                    teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
                    log_scale_min: float = -9.0, backend: str = "auto", chunk: Optional[int] = None,
@@ -455,6 +458,7 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
 
 
 @torch.no_grad()
+@op_range("clarinet.wavenet_sample_ref")
 def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
                        teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
                        log_scale_min: float = -9.0, chunk: Optional[int] = None, progress: bool = False,
