@@ -2,7 +2,7 @@
 // chunk of steps, weights on chip, activations exchanged through distributed shared memory (DSMEM)
 // inside a thread-block cluster (Hopper, sm_90).
 //
-// Reference: clarinet.models.wavenet._StackStepper / incremental_sample (the same loop in C++:
+// Reference: clarinet.ops.wavenet_sample._StackStepper / incremental_sample (the same loop in C++:
 // csrc/cpu/wavenet_sampler.cpp). Per step t and layer l, for each batch element:
 //   a  = cond[l][t] + sum_k W_dil[k]^T x_l(t - (K-1-k) d_l)     (cond = w_cond h_t + b_dil)
 //   z  = tanh(a[:G/2]) * sigmoid(a[G/2:])
