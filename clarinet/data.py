@@ -332,7 +332,8 @@ class TextAudioDataset(Dataset):
     def __init__(self, root: Union[str, os.PathLike], cfg: AudioConfig = AudioConfig(),
                  vocab=None, *, max_text_length: Optional[int] = None,
                  cache_dir: Optional[Union[str, os.PathLike]] = None):
-        from .text import UnknownCharacterWarning, Vocabulary, default_vocabulary, _describe_chars
+        from .text import UnknownCharacterWarning, Vocabulary, default_vocabulary
+        from .text.vocabulary import _describe_chars
 
         root = Path(root)
         if not root.is_dir():
