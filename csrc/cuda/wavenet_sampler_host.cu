@@ -55,6 +55,19 @@ Layout make_layout(const WavenetSamplerDims& d, int dtype, int n) {
   return o;
 }
 
+// The packed sizes of layout `o` (what clarinet/_cuda_ops.py packs the weights by) into `plan`.
+void set_packed_sizes(WavenetSamplerPlan& plan, const Layout& o) {
+  plan.gate_per_cta = o.g;
+  plan.skip_per_cta = o.s1;
+  plan.rank_elems = o.rank_elems;
+  plan.head_elems = o.head_elems;
+  plan.head1_elems = o.h1_elems;
+  plan.wa_elems = o.wa_elems;
+  plan.layer_elems = o.layer_elems;
+  plan.fpack_elems = o.fpack_elems;
+  plan.ring_per_batch = o.ring_per_batch;
+}
+
 SamplerSmem make_smem(const Layout& o, const WavenetSamplerDims& d, int dtype, int bg, int n_res) {
   SamplerSmem s{};
   int64_t at = 0;
@@ -168,15 +181,7 @@ WavenetSamplerPlan wavenet_sampler_layout(const WavenetSamplerDims& d, int dtype
   WavenetSamplerPlan plan;
   plan.reason = "layout only (no device was queried)";
   plan.cluster = cluster;
-  plan.gate_per_cta = o.g;
-  plan.skip_per_cta = o.s1;
-  plan.rank_elems = o.rank_elems;
-  plan.head_elems = o.head_elems;
-  plan.head1_elems = o.h1_elems;
-  plan.wa_elems = o.wa_elems;
-  plan.layer_elems = o.layer_elems;
-  plan.fpack_elems = o.fpack_elems;
-  plan.ring_per_batch = o.ring_per_batch;
+  set_packed_sizes(plan, o);
   plan.dtype = dtype;
   return plan;
 }
@@ -300,15 +305,7 @@ WavenetSamplerPlan wavenet_sampler_plan(const WavenetSamplerDims& d, int dtype, 
   plan.clusters = static_cast<int>(std::min<int64_t>(mc, plan.groups));
   plan.resident_layers = n_res;
   plan.smem_bytes = smem;
-  plan.gate_per_cta = o.g;
-  plan.skip_per_cta = o.s1;
-  plan.rank_elems = o.rank_elems;
-  plan.head_elems = o.head_elems;
-  plan.head1_elems = o.h1_elems;
-  plan.wa_elems = o.wa_elems;
-  plan.layer_elems = o.layer_elems;
-  plan.fpack_elems = o.fpack_elems;
-  plan.ring_per_batch = o.ring_per_batch;
+  set_packed_sizes(plan, o);
   plan.batch = batch;
   plan.dtype = dtype;
   return plan;
