@@ -30,9 +30,6 @@ class ConfigError(ValueError):
     """A training configuration or input that cannot be used (the message says which and why)."""
 
 
-# ----------------------------------------------------------------------------------------------
-# configuration
-
 @dataclass
 class TrainConfig:
     """Settings shared by both commands. ``batch_size`` is per process; ``segment_samples`` must be a
@@ -242,6 +239,9 @@ class Text2WaveConfig(TrainConfig):
                                   else "model: the vocabulary is the default character vocabulary; it cannot be set")
         return self
 
+
+# ----------------------------------------------------------------------------------------------
+# field checks (each error names the field)
 
 def _path_str(name, v, required=False) -> str:
     if isinstance(v, os.PathLike):

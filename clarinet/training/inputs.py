@@ -10,8 +10,8 @@ import torch
 
 from .config import ConfigError, TrainConfig
 
-__all__ = ["TextCollate", "audio_config", "audio_dataset", "check_model_audio", "text_dataset",
-           "check_teacher_audio"]
+__all__ = ["TextCollate", "audio_config", "audio_dataset", "audio_samples", "check_model_audio",
+           "check_teacher_audio", "text_dataset", "text_samples"]
 
 
 def audio_config(overrides: dict):
@@ -50,6 +50,11 @@ def audio_dataset(cfg: TrainConfig, audio_cfg):
 
 
 
+def audio_samples(batch: dict) -> int:
+    """Audio samples in a batch of equal-length segments (:func:`clarinet.data.collate`)."""
+    return batch["audio"].numel()
+
+
 def text_dataset(cfg: TrainConfig, audio_cfg, *, vocab, max_text_length):
     """The LJSpeech-layout corpus in ``cfg.data_dir`` (:class:`clarinet.data.TextAudioDataset`)."""
     from ..data import TextAudioDataset
@@ -62,6 +67,11 @@ def text_dataset(cfg: TrainConfig, audio_cfg, *, vocab, max_text_length):
                                 cache_dir=cfg.cache_dir)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(f"data folder {str(root)!r}: {e}") from None
+
+
+def text_samples(batch: dict) -> int:
+    """Audio samples in a batch of whole utterances (:func:`clarinet.data.collate_text_audio`)."""
+    return int(batch["audio_lengths"].sum())
 
 
 class TextCollate:

@@ -18,9 +18,9 @@ import torch
 
 from .. import checkpoint as ckpt_lib
 from .config import ConfigError, StudentConfig, as_config
-from .inputs import TextCollate, audio_config, audio_dataset, check_model_audio, check_teacher_audio, text_dataset
+from .inputs import (TextCollate, audio_config, audio_dataset, audio_samples, check_model_audio, check_teacher_audio,
+                     text_dataset, text_samples)
 from .loop import Recipe, TrainResult, run
-from .teacher import audio_samples
 
 __all__ = ["load_teacher", "train_student"]
 
@@ -118,7 +118,6 @@ def _text2wave_student(cfg: StudentConfig, ckpt: dict) -> Recipe:
     import torch.nn.functional as F
 
     from ..models import GaussianIAF
-    from .text2wave import text_samples
 
     t2w = ckpt_lib.model_from_checkpoint(ckpt, ema=True, source=f"teacher {cfg.teacher!r}", backend=cfg.backend)
     t2w.eval().requires_grad_(False)

@@ -5,15 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from .config import TeacherConfig, as_config
-from .inputs import audio_config, audio_dataset
+from .inputs import audio_config, audio_dataset, audio_samples
 from .loop import Recipe, TrainResult, run
 
 __all__ = ["train_teacher"]
-
-
-def audio_samples(batch: dict) -> int:
-    """Audio samples in a batch of equal-length segments (:func:`clarinet.data.collate`)."""
-    return batch["audio"].numel()
 
 
 def train_teacher(config) -> TrainResult:

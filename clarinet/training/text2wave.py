@@ -9,15 +9,10 @@ import dataclasses
 import math
 
 from .config import ConfigError, Text2WaveConfig, as_config
-from .inputs import TextCollate, audio_config, text_dataset
+from .inputs import TextCollate, audio_config, text_dataset, text_samples
 from .loop import Recipe, TrainResult, run
 
-__all__ = ["text_samples", "train_text2wave"]
-
-
-def text_samples(batch: dict) -> int:
-    """Audio samples in a batch of whole utterances (:func:`clarinet.data.collate_text_audio`)."""
-    return int(batch["audio_lengths"].sum())
+__all__ = ["train_text2wave"]
 
 
 def _text2wave_audio(cfg: Text2WaveConfig):
