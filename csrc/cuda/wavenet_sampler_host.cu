@@ -101,6 +101,28 @@ void set_kernel_attributes(const void* kernel, int64_t smem, int cluster) {
   }
 }
 
+// A launch of `blocks` CTAs of kSThreads threads in clusters of `cluster`, `smem` dynamic shared bytes
+// each, on `stream` (not copyable: cfg.attrs points at attr).
+struct ClusterLaunch {
+  cudaLaunchAttribute attr[1] = {};
+  cudaLaunchConfig_t cfg = {};
+
+  ClusterLaunch(int64_t blocks, int cluster, int64_t smem, cudaStream_t stream) {
+    cfg.gridDim = dim3(static_cast<unsigned>(blocks));
+    cfg.blockDim = dim3(kSThreads);
+    cfg.dynamicSmemBytes = static_cast<std::size_t>(smem);
+    cfg.stream = stream;
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+  }
+  ClusterLaunch(const ClusterLaunch&) = delete;
+  ClusterLaunch& operator=(const ClusterLaunch&) = delete;
+};
+
 // false (and `error` = what failed, with the CUDA error string) unless err is cudaSuccess; clears the
 // error so that the next runtime call does not report it again.
 bool cuda_ok(cudaError_t err, const char* what, std::string& error) {
@@ -119,19 +141,10 @@ int max_active_clusters(const void* kernel, int64_t smem, int cluster, std::stri
   if (!cuda_ok(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
                "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)", error))
     return 0;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(cluster));
-  cfg.blockDim = dim3(kSThreads);
-  cfg.dynamicSmemBytes = static_cast<std::size_t>(smem);
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  const ClusterLaunch launch(cluster, cluster, smem, nullptr);
   int n = 0;
-  if (!cuda_ok(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg), "cudaOccupancyMaxActiveClusters", error)) return 0;
+  if (!cuda_ok(cudaOccupancyMaxActiveClusters(&n, kernel, &launch.cfg), "cudaOccupancyMaxActiveClusters", error))
+    return 0;
   return n;
 }
 
@@ -445,18 +458,7 @@ void wavenet_sample_run(const WavenetSamplerDims& d, const WavenetSampleArgs& a,
     }
     sp.sm = sm;
 
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(static_cast<unsigned>(plan.clusters * N));
-    cfg.blockDim = dim3(kSThreads);
-    cfg.dynamicSmemBytes = static_cast<std::size_t>(sm.total);
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = static_cast<unsigned>(N);
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    const ClusterLaunch launch(static_cast<int64_t>(plan.clusters) * N, N, sm.total, stream);
 
     for (int64_t t0 = 0; t0 < T; t0 += cs) {
       const int64_t n = std::min(cs, T - t0);
@@ -467,7 +469,7 @@ void wavenet_sample_run(const WavenetSamplerDims& d, const WavenetSampleArgs& a,
       launch_cond(cp, cgrid, stream);
       sp.t0 = t0;
       sp.t1 = t0 + n;
-      launch_sampler(cfg, bg_t, sp);
+      launch_sampler(launch.cfg, bg_t, sp);
     }
   };
   switch (ctx.dtype) {
