@@ -17,7 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 
@@ -25,7 +25,10 @@ from .. import checkpoint as ckpt_lib
 from .config import ConfigError, TrainConfig
 from .distributed import DDP, Batches, Dist, setup_distributed
 from .inputs import check_model_audio
-from .optim import EMA, lr_factor, make_optimizer, restore_optimizer
+from .optim import EMA, make_optimizer, restore_optimizer
+
+if TYPE_CHECKING:
+    from ..audio import AudioConfig
 
 __all__ = ["LOG_FILE", "Recipe", "TrainResult", "run"]
 
@@ -50,7 +53,7 @@ class Recipe:
 
     command: str
     model_cls: type
-    audio: object
+    audio: "AudioConfig"
     make_dataset: Callable
     loss: Callable
     samples: Callable
