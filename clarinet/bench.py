@@ -467,7 +467,7 @@ def _run_sampling_case(case: Case, backends, device: torch.device, min_time: flo
             continue
         fn = sampling_fn(setup, backend, n)
         t = time_fn(fn, device, min_time)
-        t.update(_profiled(fn, profile_dir, case, backend, device))
+        t.update(_profiled(fn, profile_dir, case.name, backend, device))
         rate = B * n / (t["median_ms"] * 1e-3)
         fps = setup["flops_per_sample"]
         note = f"timed over {n} samples, rate extrapolated" if n < T else ""
@@ -478,15 +478,14 @@ def _run_sampling_case(case: Case, backends, device: torch.device, min_time: flo
     return rows
 
 
-def _profiled(fn: Callable, profile_dir: str | None, case: Case, backend: str, device) -> dict:
+def _profiled(fn: Callable, profile_dir: str | None, case: str, backend: str, device) -> dict:
     """With ``profile_dir``: one more call of ``fn`` under torch.profiler, written as a Chrome trace
     (``{"trace": path}``); else nothing."""
     if profile_dir is None:
         return {}
     from .profiling import trace, trace_path
 
-    return dict(trace=trace(fn, trace_path(profile_dir, case.name, backend), device,
-                            label=f"clarinet.bench {case.name} {backend}"))
+    return dict(trace=trace(fn, trace_path(profile_dir, case, backend), device, label=f"clarinet.bench {case} {backend}"))
 
 
 def run_case(case: Case, backends, device: torch.device, min_time: float = 0.5,
@@ -515,7 +514,7 @@ def run_case(case: Case, backends, device: torch.device, min_time: float = 0.5,
             rows.append(dict(row, status="wrong", reason=wrong))
             continue
         t = time_fn(fn, device, min_time)
-        t.update(_profiled(fn, profile_dir, case, backend, device))
+        t.update(_profiled(fn, profile_dir, case.name, backend, device))
         sec = t["median_ms"] * 1e-3
         samples = case.shape["B"] * case.shape["T"]
         rows.append(dict(row, status="ok", **t, gflops=case.flops / sec * 1e-9, gbps=case.bytes / sec * 1e-9,

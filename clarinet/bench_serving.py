@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import torch
 
-from .bench import SAMPLE_RATE, _model_weights, time_fn
+from .bench import SAMPLE_RATE, _model_weights, _profiled, time_fn
 from .testing import mismatch
 
 #: utterance lengths in seconds per bench size: 1-10 s on a GPU ("full"), shorter on the CPU
 MIXED_SECONDS = {"full": (1, 2, 3, 4, 5, 6, 7, 8, 9, 10), "small": (0.1, 0.2, 0.3, 0.4), "tiny": (0.0125, 0.025)}
 
 
-def mixed_length_rows(preset: str, size: str, device: torch.device, backends, min_time: float = 0.5) -> list[dict]:
+def mixed_length_rows(preset: str, size: str, device: torch.device, backends, min_time: float = 0.5,
+                      profile_dir: str | None = None) -> list[dict]:
     """Two rows (``batch`` and ``one by one``) of ``preset``'s teacher at the ``size``'s lengths on the
     fastest sampler backend for ``device`` (``auto``), when it is one of ``backends``; else one
-    skipped row."""
+    skipped row. ``profile_dir``: a torch.profiler trace of each, as for the other cases."""
     from .models import GaussianWaveNet
     from .ops.wavenet_sample import pack_wavenet, resolve_backend
 
@@ -56,6 +57,7 @@ def mixed_length_rows(preset: str, size: str, device: torch.device, backends, mi
     rows = []
     for how, fn in (("batch", batch), ("one by one", one_by_one)):
         t = time_fn(fn, device, min_time)
+        t.update(_profiled(fn, profile_dir, base["case"], f"{backend} ({how})", device))
         rate = total / (t["median_ms"] * 1e-3)
         note = f"{how}: {len(frames)} utterances of {shape['seconds']} s"
         if backend == "cpp":

@@ -56,7 +56,8 @@ def _bench(args) -> int:
             from .bench_serving import mixed_length_rows
 
             if args.max_seconds is None or time.monotonic() - start <= args.max_seconds:
-                rows += mixed_length_rows("teacher-small", size, device, args.backends, min_time=args.min_time)
+                rows += mixed_length_rows("teacher-small", size, device, args.backends, min_time=args.min_time,
+                                          profile_dir=args.profile)
     bench.write_record(args.out, env, rows)
     head = bench.headline(rows)
     if head:
