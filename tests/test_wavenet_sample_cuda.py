@@ -422,9 +422,10 @@ def test_compute_sanitizer(tool, tmp_path):
 # ---- CPU: the packed layout and the kernel's decomposition, emulated in float64 --------------------------
 
 
-def _emulate(packed, plan, h, src, forced, temperature, log_scale_min, step0=0):
+def _emulate(packed, plan, h, src, forced, temperature, log_scale_min, step0=0, clip=1.0):
     """The sampler kernel's arithmetic on the packed buffers, in float64 with torch ops: per rank the
-    2g gate columns, the partial residual/skip products with the bias row, the head's column split."""
+    2g gate columns, the partial residual/skip products with the bias row, the head's column split;
+    free-running samples clamped to [-clip, clip] before they are fed back (the op's default 1.0)."""
     ops = _ops()
     wpack, fpack, wcond, bcond = ops._sampler_weights(packed, torch.device("cpu"), torch.float32, plan)
     wpack, fpack, wcond, bcond = (t.double() for t in (wpack, fpack, wcond, bcond))
@@ -470,7 +471,8 @@ def _emulate(packed, plan, h, src, forced, temperature, log_scale_min, step0=0):
             w2 = wpack[j, plan.head1_elems : plan.head1_elems + 2 * S1].view(S1, 2)
             po += torch.relu(y @ w1 + b1[j * S1 : (j + 1) * S1]) @ w2
         mean, ls = po[:, 0] + b2[0], po[:, 1] + b2[1]
-        xt = src[:, t].double() if forced else mean + torch.exp(ls.clamp(min=log_scale_min)) * temperature * src[:, t]
+        xt = src[:, t].double() if forced else (
+            mean + torch.exp(ls.clamp(min=log_scale_min)) * temperature * src[:, t]).clamp(-clip, clip)
         outs[0][:, t], outs[1][:, t], outs[2][:, t] = xt, mean, ls
         x_prev = xt
     return outs
