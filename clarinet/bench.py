@@ -600,11 +600,21 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def headline_cases(dtype: torch.dtype, size: str, configs=tuple(CONFIGS)) -> list[Case]:
+#: ``clarinet bench --quick`` times the AR presets over this many samples (0.25 s) instead of 1 s: the
+#: rate is the loop's steady state either way, and the run stays well under a minute on a 2-core CPU
+QUICK_AR_SAMPLES = 6000
+
+
+def headline_cases(dtype: torch.dtype, size: str, configs=tuple(CONFIGS), quick: bool = False) -> list[Case]:
     """The generation cases of the headline: batch 1 of every sampling preset, float32 and ``dtype``
-    (a 16-bit type on the CPU too: the C++ sampler's float16 weights are its fastest path)."""
-    return [c for c in cases(ops=tuple(SAMPLING_PRESETS), configs=configs, modes=("fwd",), dtype=dtype, size=size)
-            if c.shape["B"] == 1]
+    (a 16-bit type on the CPU too: the C++ sampler's float16 weights are its fastest path); ``quick``:
+    the AR cases over :data:`QUICK_AR_SAMPLES` samples."""
+    out = [c for c in cases(ops=tuple(SAMPLING_PRESETS), configs=configs, modes=("fwd",), dtype=dtype, size=size)
+           if c.shape["B"] == 1]
+    if quick:
+        out = [dataclasses.replace(c, shape=dict(c.shape, T=min(c.shape["T"], QUICK_AR_SAMPLES)))
+               if c.op == "ar_sampling" else c for c in out]
+    return out
 
 
 def headline(rows: list[dict]) -> str:

@@ -30,7 +30,7 @@ def _bench(args) -> int:
     if dtype == torch.bfloat16 and device.type == "cpu" and "triton" in args.backends:
         print("note: Triton has no bfloat16 on the CPU", file=sys.stderr)
     if args.quick:  # the headline only: batch-1 generation, the fast backends (the AR reference never wins)
-        cases = bench.headline_cases(dtype, size, configs=args.configs)
+        cases = bench.headline_cases(dtype, size, configs=args.configs, quick=True)
     else:
         cases = bench.cases(ops=args.ops, configs=args.configs, modes=args.modes, dtype=dtype, size=size)
     env = bench.environment(device)

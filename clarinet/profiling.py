@@ -26,8 +26,9 @@ __all__ = ["named_range", "op_range", "trace", "trace_path", "measure_overhead"]
 
 
 def _profiling() -> bool:
-    """True while a profiler (``torch.profiler``, the autograd profiler or ``emit_nvtx``) records: a
-    range costs about 25 us to open on these CPUs even with nothing recording, this check 0.1 us."""
+    """True while a profiler (``torch.profiler``, the autograd profiler or ``emit_nvtx``) records.
+    Measured on a 2-core AMD EPYC (``measure_overhead``): opening ``record_function`` around a 2.3 us
+    ``torch.add`` cost 12-14 us with nothing recording; behind this check the range costs 0.38 us."""
     return torch._C._autograd._profiler_enabled()
 
 
