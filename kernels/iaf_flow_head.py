@@ -26,6 +26,8 @@ import triton.language as tl
 
 from clarinet._alloc import empty
 
+from . import _tuning
+
 
 def _configs() -> list:
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
@@ -33,13 +35,13 @@ def _configs() -> list:
     return [triton.Config({"BLOCK_T": bt}, num_warps=w) for bt in (64, 128, 256) for w in (4, 8)]
 
 
-@triton.autotune(configs=_configs(), key=["S", "T"])
+@_tuning.autotune("iaf_flow_head", configs=_configs(), key=["S", "BT_BUCKET"])
 @triton.jit
 def _iaf_flow_head_kernel(
     # pointers
     skips_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, z_ptr, out_ptr,
-    # sizes and scalars
-    T, S, skip_scale,
+    # sizes (BT_BUCKET: bucket of B*T, the autotune key; unused here) and scalars
+    T, S, BT_BUCKET, skip_scale,
     # strides (elements)
     stride_sk_b, stride_sk_s, stride_sk_t,
     stride_w1_o, stride_w1_i,
@@ -88,7 +90,7 @@ def iaf_flow_head_fwd(skips, w_out1, b_out1, w_out2, b_out2, z, skip_scale: floa
     grid = lambda meta: (triton.cdiv(T, meta["BLOCK_T"]), B)  # noqa: E731
     _iaf_flow_head_kernel[grid](
         skips, w_out1, b_out1, w_out2, b_out2, z, out,
-        T, S, float(skip_scale),
+        T, S, _tuning.bucket(B * T, lo=1 << 12, hi=1 << 20), float(skip_scale),
         *skips.stride(), *w_out1.stride(), *w_out2.stride(), *z.stride(), *out.stride(),
         BLOCK_S=block_s, EXACT_F32=skips.dtype == torch.float32,
     )

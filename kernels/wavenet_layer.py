@@ -30,8 +30,9 @@ takes element strides, nothing is copied.
 
 Everything accumulates in float32. The backward scratch (da, z) is stored in the input dtype: the
 tensor-core dots that consume it need that dtype anyway, and it halves the scratch traffic for
-fp16/bf16. No kernel here has been timed on a GPU yet; the autotune lists are educated guesses
-(see ``_fwd_configs``).
+fp16/bf16. No kernel here has been timed on a GPU yet; the autotune lists are chosen from the
+shared memory, registers and spills ptxas reported for sm_90a (see ``_act_configs``); configs that
+cannot fit the device are pruned before compiling (``kernels/_tuning.py``).
 """
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ import triton.language as tl
 
 from clarinet._alloc import empty as _alloc
 from clarinet._layout import tap_offsets
+
+from . import _tuning
 
 _SQRT_HALF = tl.constexpr(0.7071067811865476)  # sqrt(0.5), used inside kernels
 SQRT_HALF = math.sqrt(0.5)
@@ -58,38 +61,73 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _fwd_configs() -> list[triton.Config]:
+def _act_configs() -> list[triton.Config]:
     """Configs for the forward and backward activation kernels (time tile x gate-channel chunk).
 
-    Under the interpreter: one config (nothing can be timed there, and it is slow). On a GPU: a small
-    list that has NOT been measured yet; it brackets the register budget of two fp32 [C_P, BLOCK_T]
-    accumulators plus two [BLOCK_G, BLOCK_T] pre-activation tiles for 64 residual/skip channels.
+    Under the interpreter: one config (nothing can be timed there, and it is slow). On a GPU: NOT
+    timed yet; chosen from what ptxas reported for sm_90a (Triton 3.9, compiled here without a GPU
+    at the teacher shape R=S=128, G=256, C=80, K=2 and the student shape R=S=64, G=128, C=80, K=3).
+    Shared bytes per block, teacher | student (float16 = bfloat16; float32 with "tf32" dots)::
+
+        BLOCK_T, BLOCK_G, warps, stages   fwd f16         fwd f32          bwd_act f16     bwd_act f32
+        32, 16, 8, 1                      34K | 29K       68K | 57K        33K | 25K       66K | 49K
+        64, 16, 8, 1                      59K | 49K      119K | 98K        57K | 41K      115K | 82K
+        128, 16, 8, 1                    111K | 90K      221K | 180K      106K | 74K      213K | 147K
+        32, 16, 4, 2                      57K | 41K         -             82K | 61K      186K | 146K
+        64, 16, 4, 2                      82K | 61K         -            123K | 90K     >limit | 209K
+        32, 32, 4, 2                      90K | 61K      217K | 160K      123K | 94K     >limit
+        64, 32, 4, 2                     115K | 82K     >limit | 205K     164K | 123K    >limit
+        128, 32, 8, 2                    164K | 123K    >limit           >limit | 180K   >limit
+
+    (">limit": above the 232,448 B of H100/H200, pruned by ``_act_shared`` before compiling; "-": not
+    compiled.) Registers are at the 255 cap for nearly all of them; stack (spill) bytes per thread
+    0 to 1,320 for the kept float16/float32-tf32 configs. The previous list's (64, 64, 4, 2),
+    (128, 64, 8, 2) and (256, 32, 8, 2) needed 180K to 1.28 MB and spilled 1.8 to 3 KB; they are gone,
+    and with them the float32 teacher backward that fitted nowhere (smallest was 254,208 B).
+
+    float32 with "ieee" dots (the default: TF32 off) runs the dots on FMA units and spills with
+    4-warp tiles of more than 4 elements of BLOCK_T x BLOCK_G per thread (32x32 with 4 warps: 3.6 KB
+    fwd, 8.8 KB bwd_act teacher; the old 32x32 / 64x32 two-stage configs 9.5 / 13.4 KB and 20 to 77 s
+    of compile each): ``_act_registers`` prunes those, which leaves the first three 8-warp configs and
+    (32, 16, 4, 2) (spills 0 to 1,064 B; compile 4 to 16 s each).
     """
     if _interpreting():
         return [triton.Config({"BLOCK_T": 64, "BLOCK_G": 16}, num_warps=4, num_stages=1)]
     return [
         triton.Config({"BLOCK_T": bt, "BLOCK_G": bg}, num_warps=w, num_stages=s)
         for bt, bg, w, s in [
+            (32, 16, 8, 1),
+            (64, 16, 8, 1),
+            (32, 32, 8, 1),
+            (128, 16, 8, 1),
+            (32, 16, 4, 2),
+            (64, 16, 4, 2),
             (32, 32, 4, 2),
             (64, 32, 4, 2),
-            (64, 64, 4, 2),
             (128, 32, 8, 2),
-            (128, 64, 8, 2),
-            (256, 32, 8, 2),
         ]
     ]
 
 
 def _dx_configs() -> list[triton.Config]:
-    """Configs for the dx kernel (time tile x chunk of the G input channels of the transposed conv)."""
+    """Configs for the dx kernel (time tile x chunk of the G input channels of the transposed conv).
+
+    NOT timed on a GPU. Shared bytes for sm_90a are ``stages x K x (BLOCK_G x (BLOCK_T + R_P))``
+    elements at most (exact for float32 "tf32"): float32 at the student shape, (128, 32, 4, 3) needs
+    221K, and (64, 64, 4, 3), (128, 64, 8, 3), (256, 32, 8, 3) 295K to 446K (pruned there; float16
+    needs 49K to 123K). Registers <= 255, stack 0 to 352 B per thread (float32 "ieee": up to 784 B).
+    """
     if _interpreting():
         return [triton.Config({"BLOCK_T": 64, "BLOCK_G": 16}, num_warps=4, num_stages=1)]
     return [
         triton.Config({"BLOCK_T": bt, "BLOCK_G": bg}, num_warps=w, num_stages=s)
         for bt, bg, w, s in [
+            (64, 32, 4, 1),
             (64, 32, 4, 2),
-            (64, 64, 4, 3),
+            (64, 32, 8, 2),
+            (128, 32, 4, 2),
             (128, 32, 4, 3),
+            (64, 64, 4, 3),
             (128, 64, 8, 3),
             (256, 32, 8, 3),
         ]
@@ -97,7 +135,11 @@ def _dx_configs() -> list[triton.Config]:
 
 
 def _wgrad_configs() -> list[triton.Config]:
-    """Configs for the weight-gradient reduction (output tile BLOCK_M x BLOCK_N, reduction step BLOCK_T)."""
+    """Configs for the weight-gradient reduction (output tile BLOCK_M x BLOCK_N, reduction step BLOCK_T).
+
+    NOT timed on a GPU. All fit every shape and dtype measured for sm_90a (4K to 98K of shared memory,
+    46 to 222 registers, no spills, "ieee" included).
+    """
     if _interpreting():
         return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_T": 128}, num_warps=4, num_stages=1)]
     return [
@@ -110,6 +152,62 @@ def _wgrad_configs() -> list[triton.Config]:
             (128, 64, 64, 8, 3),
         ]
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# shared-memory estimates (bytes per block) for pruning before compiling; see kernels/_tuning.py
+# ----------------------------------------------------------------------------------------------
+# Fitted to what Triton 3.9 allocated for sm_90a (compiled here without a GPU, all configs at the
+# teacher and student shapes, float16 / bfloat16 / float32 with "tf32" and "ieee" dots): every
+# estimate is >= the real figure, and equal to it for most float16 configs. tests/test_kernel_configs.py
+# checks them against fresh compiles.
+#
+# With one stage nothing is multi-buffered: shared memory only stages the dot operands (the x taps,
+# h and one more tile). With s >= 2 stages the loads of the gate-channel loop are buffered s - 1
+# times; float32 adds the tf32 (wgmma) staging of the second dot's operands.
+
+_ACT_KEY = ["R", "G2", "S", "C", "K", "DOT_PREC", "BT_BUCKET"]
+
+
+def _act_shared(config, args) -> int:
+    """Forward and activation-backward kernels."""
+    bt, bg, s = config.kwargs["BLOCK_T"], config.kwargs["BLOCK_G"], config.num_stages
+    r, sk, k = args["R_P"], args["S_P"], args["K"]
+    c = args["C_P"] if args["h_ptr"] is not None else 0
+    e = args["x_ptr"].element_size()
+    bwd = "gout_ptr" in args
+    if s == 1:
+        return e * (bt * (k * r + c) + bg * (r + sk) + bg * max(bt, r + sk))
+    loop = k * r * bt + 2 * k * bg * r + c * bt + 2 * bg * c + (r + sk) * bg + (2 * bg * c if bwd else 0)
+    outside = (r + sk) * bt if bwd else 0  # grad_out / grad_skip tiles, loaded once
+    est = e * ((s - 1) * loop + outside)
+    if e == 4:
+        est += 4 * ((2 * c if bwd else r + sk) * bg + 3 * bg * bt) + 256
+    return est
+
+
+def _act_registers(config, args) -> bool:
+    """False for the float32 "ieee" configs that spill kilobytes (FMA dots: more than 4 elements of
+    the BLOCK_T x BLOCK_G tile per thread; see ``_act_configs``)."""
+    if args["DOT_PREC"] != "ieee":
+        return True
+    return config.kwargs["BLOCK_T"] * config.kwargs["BLOCK_G"] <= 4 * 32 * config.num_warps
+
+
+def _dx_shared(config, args) -> int:
+    """dx kernel: K taps of (da tile, weight tile) per gate-channel chunk, times the stages (one
+    fewer with "ieee" dots; + 4K seen for float32 at the student shape)."""
+    bt, bg, s = config.kwargs["BLOCK_T"], config.kwargs["BLOCK_G"], config.num_stages
+    e = args["da_ptr"].element_size()
+    if args["DOT_PREC"] == "ieee":
+        s = max(s - 1, 1)
+    return s * args["K"] * e * bg * (bt + args["R_P"]) + (4096 if e == 4 else 0)
+
+
+def _wgrad_shared(config, args) -> int:
+    """Weight-gradient kernel: an A and a B tile per reduction step, times the stages."""
+    bm, bn, bt = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.kwargs["BLOCK_T"]
+    return config.num_stages * args["a_ptr"].element_size() * bt * (bm + bn)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,15 +295,16 @@ def _preact(
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_fwd_configs(), key=["R", "G2", "S", "C", "K"])
+@_tuning.autotune("wavenet_layer.fwd", configs=_act_configs(), key=_ACT_KEY,
+                  estimate=_act_shared, registers=_act_registers)
 @triton.heuristics({"HAS_COND": lambda args: args["h_ptr"] is not None})
 @triton.jit
 def _wavenet_fwd_kernel(
     # pointers
     x_ptr, wd_ptr, bd_ptr, wr_ptr, br_ptr, ws_ptr, bs_ptr, h_ptr, wc_ptr,
     out_ptr, skip_ptr,
-    # sizes
-    R, T, G2, S, C, dilation,
+    # sizes (BT_BUCKET: bucket of B*T, an autotune key; unused here)
+    R, T, G2, S, C, dilation, BT_BUCKET,
     # strides (elements)
     stride_x_b, stride_x_r, stride_x_t,
     stride_wd_g, stride_wd_r, stride_wd_k,
@@ -292,7 +391,8 @@ def _wavenet_fwd_kernel(
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_fwd_configs(), key=["R", "G2", "S", "C", "K"])
+@_tuning.autotune("wavenet_layer.bwd_act", configs=_act_configs(), key=_ACT_KEY,
+                  estimate=_act_shared, registers=_act_registers)
 @triton.heuristics({"HAS_COND": lambda args: args["h_ptr"] is not None})
 @triton.jit
 def _wavenet_bwd_act_kernel(
@@ -300,8 +400,8 @@ def _wavenet_bwd_act_kernel(
     x_ptr, wd_ptr, bd_ptr, wr_ptr, ws_ptr, h_ptr, wc_ptr, gout_ptr, gskip_ptr,
     # pointers: outputs (da, z are scratch for the later kernels; dh is a final gradient)
     da_ptr, z_ptr, dh_ptr,
-    # sizes
-    R, T, G2, S, C, dilation,
+    # sizes (BT_BUCKET: bucket of B*T, an autotune key; unused here)
+    R, T, G2, S, C, dilation, BT_BUCKET,
     # strides (elements)
     stride_x_b, stride_x_r, stride_x_t,
     stride_wd_g, stride_wd_r, stride_wd_k,
@@ -409,13 +509,14 @@ def _wavenet_bwd_act_kernel(
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_dx_configs(), key=["R", "G", "K"])
+@_tuning.autotune("wavenet_layer.bwd_dx", configs=_dx_configs(), key=["R", "G", "K", "DOT_PREC", "BT_BUCKET"],
+                  estimate=_dx_shared)
 @triton.jit
 def _wavenet_bwd_dx_kernel(
     # pointers
     da_ptr, wd_ptr, gout_ptr, dx_ptr,
-    # sizes
-    R, T, G, dilation,
+    # sizes (BT_BUCKET: bucket of B*T, an autotune key; unused here)
+    R, T, G, dilation, BT_BUCKET,
     # strides (elements)
     stride_da_b, stride_da_g, stride_da_t,
     stride_wd_g, stride_wd_r, stride_wd_k,
@@ -470,14 +571,15 @@ def _wavenet_bwd_dx_kernel(
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_wgrad_configs(), key=["M", "N", "NT"])
+@_tuning.autotune("wavenet_layer.wgrad", configs=_wgrad_configs(), key=["M", "N", "NT", "DOT_PREC", "BT_BUCKET"],
+                  estimate=_wgrad_shared)
 @triton.heuristics({"HAS_BIAS": lambda args: args["pbias_ptr"] is not None})
 @triton.jit
 def _wgrad_kernel(
     # pointers: A (B, M, T), Bm (B, N, T); partial sums (NSPLIT, M, N, NT) and (NSPLIT, M), fp32
     a_ptr, b_ptr, part_ptr, pbias_ptr,
-    # sizes
-    M, N, T, NT, n_tsplit, t_chunk, shift0, shift_step,
+    # sizes (BT_BUCKET: bucket of B*T, an autotune key; unused here)
+    M, N, T, NT, n_tsplit, t_chunk, shift0, shift_step, BT_BUCKET,
     # scalar factor applied to the sums
     alpha,
     # strides (elements)
@@ -566,6 +668,12 @@ def _dot_prec(dtype: torch.dtype) -> str:
     return "tf32"
 
 
+def _bt_bucket(B: int, T: int) -> int:
+    # autotune key for the launch size: B*T rounded up to a power of two in [2**12, 2**18] (below,
+    # a few programs whatever the config; above, many waves on any GPU): at most 7 tunings per shape
+    return _tuning.bucket(B * T, lo=1 << 12, hi=1 << 18)
+
+
 def _strides(t, n: int) -> tuple[int, ...]:
     return tuple(t.stride()) if t is not None else (0,) * n
 
@@ -573,9 +681,11 @@ def _strides(t, n: int) -> tuple[int, ...]:
 def _wgrad_time_chunk(B: int, T: int) -> int:
     # Time steps per partial sum. Each split writes one fp32 (M, N, taps) partial; >= 1024 steps per
     # split keeps that write small next to the reads, and the chunk doubles until there are at most
-    # 512 splits (partial buffer and final torch sum stay small). Not tuned on hardware.
+    # 512 splits (partial buffer and final torch sum stay small) or one chunk covers T: a split never
+    # spans two batch rows, so with B > 512 there are B splits (the doubling stopped there; before,
+    # it never ended). Not tuned on hardware.
     chunk = 1024
-    while B * triton.cdiv(T, chunk) > 512:
+    while B * triton.cdiv(T, chunk) > 512 and chunk < T:
         chunk *= 2
     return chunk
 
@@ -596,7 +706,7 @@ def _wgrad(a, b, *, taps: int = 1, shift0: int = 0, shift_step: int = 0, alpha: 
     grid = lambda META: (triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]), taps, nsplit)  # noqa: E731
     _wgrad_kernel[grid](
         a, b, part, pbias,
-        M, N, T, taps, n_tsplit, chunk, shift0, shift_step,
+        M, N, T, taps, n_tsplit, chunk, shift0, shift_step, _bt_bucket(B, T),
         alpha,
         *a.stride(), *b.stride(),
         *part.stride(),
@@ -622,7 +732,7 @@ def wavenet_layer_fwd(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond,
     _wavenet_fwd_kernel[grid](
         x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond,
         out, skip,
-        R, T, G2, S, C, int(dilation),
+        R, T, G2, S, C, int(dilation), _bt_bucket(B, T),
         *x.stride(), *w_dil.stride(), *b_dil.stride(),
         *w_res.stride(), *b_res.stride(), *w_skip.stride(), *b_skip.stride(),
         *_strides(h, 3), *_strides(w_cond, 2),
@@ -667,7 +777,7 @@ def wavenet_layer_bwd(grad_out, grad_skip, x, w_dil, b_dil, w_res, b_res, w_skip
     _wavenet_bwd_act_kernel[grid](
         x, w_dil, b_dil, w_res, w_skip, h, w_cond, grad_out, grad_skip,
         da, z, dh,
-        R, T, G2, S, C, int(dilation),
+        R, T, G2, S, C, int(dilation), _bt_bucket(B, T),
         *x.stride(), *w_dil.stride(), *b_dil.stride(),
         *w_res.stride(), *w_skip.stride(),
         *_strides(h, 3), *_strides(w_cond, 2),
@@ -682,7 +792,7 @@ def wavenet_layer_bwd(grad_out, grad_skip, x, w_dil, b_dil, w_res, b_res, w_skip
     dx = _alloc((B, R, T), dt, dev)
     _wavenet_bwd_dx_kernel[grid](
         da, w_dil, grad_out, dx,
-        R, T, G, int(dilation),
+        R, T, G, int(dilation), _bt_bucket(B, T),
         *da.stride(), *w_dil.stride(), *grad_out.stride(), *dx.stride(),
         K=K, CAUSAL=bool(causal), R_P=_pad(R), DOT_PREC=prec,
     )

@@ -1,0 +1,147 @@
+"""Autotune support (``clarinet.kernels._tuning``): pruning, size buckets, the tuning record, and the
+weight-gradient time split of ``wavenet_layer`` for large batches (it never returned for B > 512)."""
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+import triton  # noqa: E402
+
+from clarinet import _alloc  # noqa: E402
+
+TUNING = importlib.import_module("clarinet.kernels._tuning")
+KW = importlib.import_module("clarinet.kernels.wavenet_layer")
+
+
+# ----------------------------------------------------------------------------------------------
+# _wgrad_time_chunk and large batches
+
+
+@pytest.mark.parametrize("B, T", [(1, 1), (2, 1030), (512, 10**6), (513, 1), (513, 4096), (600, 10**5),
+                                  (10_000, 10), (4096, 3000)])
+def test_wgrad_time_chunk_returns(B, T):
+    chunk = KW._wgrad_time_chunk(B, T)
+    assert chunk >= 1024 and chunk & (chunk - 1) == 0
+    splits = B * triton.cdiv(T, chunk)
+    # at most 512 splits, or one chunk per batch row when B alone exceeds that
+    assert splits <= 512 or chunk >= T
+    if chunk > 1024:  # the smallest chunk that does it
+        half = chunk // 2
+        assert B * triton.cdiv(T, half) > 512 and half < T
+
+
+def test_wgrad_time_chunk_large_batch_values():
+    assert KW._wgrad_time_chunk(513, 3) == 1024
+    assert KW._wgrad_time_chunk(513, 5000) == 8192  # covers T: one split per row
+    assert KW._wgrad_time_chunk(2, 10**6) == 4096  # unchanged: 2 * 245 splits
+
+
+@pytest.mark.parametrize("B, C", [(513, 0), (600, 3)])
+def test_wavenet_layer_large_batch(B, C, monkeypatch):
+    """Forward and backward with B > 512 (tiny T, channels and kernel) against the reference."""
+    from test_wavenet_layer import _check
+
+    monkeypatch.setattr(_alloc, "POISON", True)
+    _check(B, 4, 4, 4, C, 2, 1, 3, True, False, torch.float32, "cpu")
+
+
+# ----------------------------------------------------------------------------------------------
+# pruning and buckets
+
+
+class _Cfg:
+    def __init__(self, n):
+        self.n = n
+
+
+def test_prune_configs():
+    cfgs = [_Cfg(n) for n in (300, 100, 200, 50)]
+    est = lambda c, args: c.n * args["scale"]  # noqa: E731
+    assert TUNING.prune_configs(cfgs, {"scale": 1}, est, 200) == [cfgs[1], cfgs[2], cfgs[3]]
+    assert TUNING.prune_configs(cfgs, {"scale": 1}, est, None) == cfgs
+    # none fits: the smallest estimate is kept (the launch then fails with Triton's message)
+    assert TUNING.prune_configs(cfgs, {"scale": 10}, est, 100) == [cfgs[3]]
+    # the register rule first, then the shared-memory limit
+    small = lambda c, args: c.n <= 100  # noqa: E731
+    assert TUNING.prune_configs(cfgs, {"scale": 1}, est, 1000, small) == [cfgs[1], cfgs[3]]
+    assert TUNING.prune_configs(cfgs, {"scale": 1}, est, 1000, lambda c, a: False) == cfgs
+
+
+def test_bucket():
+    assert [TUNING.bucket(n) for n in (0, 1, 16, 17, 1000, 1 << 30)] == [16, 16, 16, 32, 1024, 1 << 20]
+    assert TUNING.bucket(5000, lo=1 << 12, hi=1 << 18) == 8192
+    assert TUNING.max_shared_memory(torch.device("cpu")) is None
+
+
+def test_layer_estimates_and_ieee_rule():
+    """The float32 "ieee" rule drops the 4-warp 32x32 tile and keeps 8-warp ones; estimates grow with stages."""
+    args = {"R_P": 128, "S_P": 128, "C_P": 128, "K": 2, "h_ptr": object(), "x_ptr": torch.empty(0),
+            "DOT_PREC": "ieee"}
+    c1 = triton.Config({"BLOCK_T": 32, "BLOCK_G": 32}, num_warps=4, num_stages=1)
+    c2 = triton.Config({"BLOCK_T": 32, "BLOCK_G": 32}, num_warps=8, num_stages=1)
+    c3 = triton.Config({"BLOCK_T": 32, "BLOCK_G": 32}, num_warps=4, num_stages=2)
+    assert not KW._act_registers(c1, args) and KW._act_registers(c2, args)
+    assert KW._act_registers(c1, {**args, "DOT_PREC": "tf32"})
+    assert KW._act_shared(c3, args) > KW._act_shared(c1, args) > 0
+    # measured for sm_90a (tests/test_kernel_configs.py): 86,016 B and 217,344 B ("tf32")
+    assert KW._act_shared(c1, args) >= 86_016
+    assert KW._act_shared(c3, {**args, "DOT_PREC": "tf32"}) >= 217_344
+
+
+# ----------------------------------------------------------------------------------------------
+# tuning report
+
+
+def test_tuning_report_records_first_launch_per_key():
+    from clarinet.kernels import gaussian_nll as kern
+
+    TUNING.reset_tuning_report()
+    x, m, s = (torch.randn(3, 37) for _ in range(3))
+    kern.gaussian_nll_fwd(x, m, s, -7.0, "mean")
+    kern.gaussian_nll_fwd(x, m, s, -7.0, "mean")  # same key: no new record
+    y = torch.randn(3, 36)  # contiguous: one row of 108 (x: 111), the same buckets, no new record
+    kern.gaussian_nll_fwd(y, y, y, -7.0, "mean")
+    report = TUNING.tuning_report()
+    json.dumps(report)  # JSON-serialisable
+    mine = [r for r in report if r["kernel"] == "gaussian_nll.fwd"]
+    assert len(mine) == 1
+    r = mine[0]
+    assert set(r) == {"kernel", "key", "configs", "kept", "pruned", "best", "seconds", "bench_seconds"}
+    assert r["key"]["REDUCE"] is True and r["key"]["N_BUCKET"] == 1024 and r["key"]["C_BUCKET"] == 128
+    assert r["key"]["dtypes"] == ["torch.float32"] * 5
+    assert r["configs"] >= 1 and 1 <= r["kept"] <= r["configs"] and r["seconds"] >= 0
+    assert r["best"]["num_warps"] >= 1 and "BLOCK" in r["best"]["kwargs"]
+    # a new bucket is a new key
+    y = torch.randn(3, 700)[:, ::2]
+    kern.gaussian_nll_fwd(y, y, y, -7.0, "none")
+    assert len([r for r in TUNING.tuning_report() if r["kernel"] == "gaussian_nll.fwd"]) == 2
+    TUNING.reset_tuning_report()
+    assert TUNING.tuning_report() == []
+
+
+def test_tuning_report_layer_kernels():
+    from test_wavenet_layer import _make_inputs
+
+    TUNING.reset_tuning_report()
+    inputs = _make_inputs(1, 4, 4, 4, 3, 2, 5, strided=False, dtype=torch.float32, device="cpu")
+    out, skip = KW.wavenet_layer_fwd(*inputs, 1, True)
+    KW.wavenet_layer_bwd(torch.randn_like(out), torch.randn_like(skip), *inputs, 1, True)
+    names = [r["kernel"] for r in TUNING.tuning_report()]
+    for k in ("fwd", "bwd_act", "bwd_dx", "wgrad"):
+        assert f"wavenet_layer.{k}" in names
+    fwd = next(r for r in TUNING.tuning_report() if r["kernel"] == "wavenet_layer.fwd")
+    assert fwd["key"]["BT_BUCKET"] == 4096 and fwd["key"]["DOT_PREC"] in ("ieee", "tf32")
+
+
+def test_capture_records_launches_instead_of_running():
+    from clarinet.kernels import gaussian_nll as kern
+
+    x = torch.randn(2, 8)
+    with TUNING.capture() as calls:
+        kern.gaussian_nll_fwd(x, x, x, -7.0, "none")
+    assert len(calls) == 1 and calls[0][0].name == "gaussian_nll.fwd"
