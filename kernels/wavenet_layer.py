@@ -685,9 +685,12 @@ def _wgrad_time_chunk(B: int, T: int) -> int:
     # spans two batch rows, so with B > 512 there are B splits (the doubling stopped there; before,
     # it never ended). Not tuned on hardware.
     chunk = 1024
-    while B * triton.cdiv(T, chunk) > 512 and chunk < T:
+    while B * triton.cdiv(T, chunk) > _WGRAD_MAX_SPLITS and chunk < T:
         chunk *= 2
     return chunk
+
+
+_WGRAD_MAX_SPLITS = 512
 
 
 def _wgrad(a, b, *, taps: int = 1, shift0: int = 0, shift_step: int = 0, alpha: float = 1.0,

@@ -78,6 +78,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import _tuning
 from .wavenet_layer import _dot_prec, _pad
 
 _SQRT_HALF = tl.constexpr(0.7071067811865476)  # sqrt(0.5), used inside the kernel
@@ -144,8 +145,8 @@ def _block_b(B: int) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_configs(), key=["R", "G2", "S", "K", "BLOCK_B", "FORCED"],
-                 restore_value=["ring_ptr", "prev_ptr"])
+@_tuning.autotune("wavenet_sample", configs=_configs(), key=["R", "G2", "S", "K", "BLOCK_B", "FORCED"],
+                  restore_value=["ring_ptr", "prev_ptr"])
 @triton.jit
 def _wavenet_sample_kernel(
     # pointers: per-step inputs

@@ -13,7 +13,7 @@ Triton interpreter):
 
 The fast run (CI) compiles, per launch, the kept config with the largest estimate and the pruned
 one with the smallest: the two that decide whether the estimate draws the line in the right place
-(about a minute on 2 cores, seconds when Triton's cache is warm). ``CLARINET_TEST_ALL_CONFIGS=1``
+(about a minute on 2 cores, seconds when Triton's cache is warm). ``CLARINET_SLOW_TESTS=1``
 compiles every config (about 15 minutes on 2 cores).
 """
 from __future__ import annotations
@@ -103,8 +103,8 @@ def test_float32_teacher_backward_fits():
     assert any(c["compiled"] and c["compiled"]["shared"] <= LIMIT for c in kept)
 
 
-@pytest.mark.skipif(os.environ.get("CLARINET_TEST_ALL_CONFIGS") != "1",
-                    reason="exhaustive compile of every config (~15 min): set CLARINET_TEST_ALL_CONFIGS=1")
+@pytest.mark.skipif(os.environ.get("CLARINET_SLOW_TESTS") != "1",
+                    reason="exhaustive compile of every config (~15 min): set CLARINET_SLOW_TESTS=1")
 def test_configs_fit_sm90_all():
     launches = _compile("all")
     _check(launches)
