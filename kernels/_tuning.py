@@ -150,6 +150,9 @@ class TunedKernel:
     def __getitem__(self, grid):
         return lambda *args, **kwargs: self.run(*args, grid=grid, **kwargs)
 
+    def warmup(self, *args, grid, **kwargs):
+        return self.tuner.warmup(*args, grid=grid, **kwargs)
+
     def run(self, *args, grid, **kwargs):
         if _CAPTURE is not None:
             _CAPTURE.append((self, args, kwargs, grid))

@@ -61,84 +61,102 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def _tile_configs(rows) -> list[triton.Config]:
+    """``(BLOCK_T, BLOCK_G, warps, stages)`` rows as configs; one config under the interpreter."""
+    if _interpreting():
+        return [triton.Config({"BLOCK_T": 64, "BLOCK_G": 16}, num_warps=4, num_stages=1)]
+    return [triton.Config({"BLOCK_T": bt, "BLOCK_G": bg}, num_warps=w, num_stages=s) for bt, bg, w, s in rows]
+
+
 def _act_configs() -> list[triton.Config]:
     """Configs for the forward and backward activation kernels (time tile x gate-channel chunk).
 
     Under the interpreter: one config (nothing can be timed there, and it is slow). On a GPU: NOT
-    timed yet; chosen from what ptxas reported for sm_90a (Triton 3.9, compiled here without a GPU
-    at the teacher shape R=S=128, G=256, C=80, K=2 and the student shape R=S=64, G=128, C=80, K=3).
-    Shared bytes per block, teacher | student (float16 = bfloat16; float32 with "tf32" dots)::
+    timed yet ("not yet run on a GPU"); chosen from what Triton 3.9 + ptxas produced for sm_90a,
+    compiled here without a GPU (tests/test_kernel_configs.py, exhaustive run) at the teacher shape
+    (R=S=128, G=256, C=80, K=2) and the student shape (R=S=64, G=128, C=80, K=3). Shared memory per
+    block (KiB) / stack (spill) bytes per thread, teacher then student; ``*``: above the H100/H200
+    limit of 232,448 B, pruned by ``_act_shared`` before compiling; ``reg``: pruned by
+    ``_act_registers`` (not compiled). float16 = bfloat16 (identical allocations)::
 
-        BLOCK_T, BLOCK_G, warps, stages   fwd f16         fwd f32          bwd_act f16     bwd_act f32
-        32, 16, 8, 1                      34K | 29K       68K | 57K        33K | 25K       66K | 49K
-        64, 16, 8, 1                      59K | 49K      119K | 98K        57K | 41K      115K | 82K
-        128, 16, 8, 1                    111K | 90K      221K | 180K      106K | 74K      213K | 147K
-        32, 16, 4, 2                      57K | 41K         -             82K | 61K      186K | 146K
-        64, 16, 4, 2                      82K | 61K         -            123K | 90K     >limit | 209K
-        32, 32, 4, 2                      90K | 61K      217K | 160K      123K | 94K     >limit
-        64, 32, 4, 2                     115K | 82K     >limit | 205K     164K | 123K    >limit
-        128, 32, 8, 2                    164K | 123K    >limit           >limit | 180K   >limit
+        fwd                 float16              float32 "tf32"       float32 "ieee"
+        T, G, warps, st   teacher   student    teacher   student    teacher   student
+        32, 16, 8, 1        33K/0     28K/0      66K/0     56K/0      66K/24    56K/0
+        64, 16, 8, 1        58K/0     48K/0     116K/0     96K/0     116K/0     96K/264
+        32, 32, 8, 1        42K/0     36K/0      84K/64    72K/0      84K/72    72K/0
+        128, 16, 8, 1      108K/56    88K/0     216K/48   176K/0      reg       reg
+        32, 16, 4, 2        56K/48    40K/0     130K/64    98K/0     114K/1064  90K/256
+        64, 16, 4, 2        80K/144   60K/8     180K/104  140K/0      reg       reg
+        32, 32, 4, 2        88K/264   60K/16    212K/240  156K/0      reg       reg
+        64, 32, 4, 2       112K/1024  80K/80    264K/616* 200K/24     reg       reg
+        128, 32, 8, 2      160K/184  120K/32    368K/160* 288K/0*     reg       reg
+        bwd_act
+        32, 16, 8, 1        32K/0     24K/0      64K/0     48K/0      64K/0     48K/0
+        64, 16, 8, 1        56K/40    40K/40    112K/72    80K/0     112K/336   80K/888
+        32, 32, 8, 1        40K/200   32K/48     80K/128   64K/0      80K/712   64K/912
+        128, 16, 8, 1      104K/472   72K/120   208K/480  144K/264    reg       reg
+        32, 16, 4, 2        80K/8     60K/0     182K/8    142K/0     162K/1016 122K/784
+        64, 16, 4, 2       120K/328   88K/80    268K/216* 204K/40     reg       reg
+        32, 32, 4, 2       120K/568   92K/176   284K/304* 228K/88*    reg       reg
+        64, 32, 4, 2       160K/1264 120K/344   372K/632* 292K/232*   reg       reg
+        128, 32, 8, 2      240K/144* 176K/88    552K/248* 424K/112*   reg       reg
 
-    (">limit": above the 232,448 B of H100/H200, pruned by ``_act_shared`` before compiling; "-": not
-    compiled.) Registers are at the 255 cap for nearly all of them; stack (spill) bytes per thread
-    0 to 1,320 for the kept float16/float32-tf32 configs. The previous list's (64, 64, 4, 2),
-    (128, 64, 8, 2) and (256, 32, 8, 2) needed 180K to 1.28 MB and spilled 1.8 to 3 KB; they are gone,
-    and with them the float32 teacher backward that fitted nowhere (smallest was 254,208 B).
-
-    float32 with "ieee" dots (the default: TF32 off) runs the dots on FMA units and spills with
-    4-warp tiles of more than 4 elements of BLOCK_T x BLOCK_G per thread (32x32 with 4 warps: 3.6 KB
-    fwd, 8.8 KB bwd_act teacher; the old 32x32 / 64x32 two-stage configs 9.5 / 13.4 KB and 20 to 77 s
-    of compile each): ``_act_registers`` prunes those, which leaves the first three 8-warp configs and
-    (32, 16, 4, 2) (spills 0 to 1,064 B; compile 4 to 16 s each).
+    Registers are at or near the 255 cap for most. The previous list's (64, 64, 4, 2), (128, 64, 8, 2)
+    and (256, 32, 8, 2) needed 176K to 1.22 MiB and spilled up to 3 KB (3,008 B: fwd float16 64x64 at
+    the teacher shape): gone. With the previous six configs the float32 teacher backward fitted
+    nowhere (smallest 291,072 B here with Triton 3.9; issue 9 saw 254,208 B with 3.6); now 5 of 9 fit.
+    float32 "ieee" dots run on FMA units and spill kilobytes with more than 4 elements of the
+    BLOCK_T x BLOCK_G tile per thread (32x32 with 4 warps and one stage: 3.6 KB fwd, 8.8 KB bwd_act
+    at the teacher shape; the previous six configs 9.5 to 21.9 KB and 17 to 78 s of compile each
+    here, fwd teacher): ``_act_registers`` prunes those before compiling.
     """
-    if _interpreting():
-        return [triton.Config({"BLOCK_T": 64, "BLOCK_G": 16}, num_warps=4, num_stages=1)]
-    return [
-        triton.Config({"BLOCK_T": bt, "BLOCK_G": bg}, num_warps=w, num_stages=s)
-        for bt, bg, w, s in [
-            (32, 16, 8, 1),
-            (64, 16, 8, 1),
-            (32, 32, 8, 1),
-            (128, 16, 8, 1),
-            (32, 16, 4, 2),
-            (64, 16, 4, 2),
-            (32, 32, 4, 2),
-            (64, 32, 4, 2),
-            (128, 32, 8, 2),
-        ]
-    ]
+    return _tile_configs([
+        (32, 16, 8, 1),
+        (64, 16, 8, 1),
+        (32, 32, 8, 1),
+        (128, 16, 8, 1),
+        (32, 16, 4, 2),
+        (64, 16, 4, 2),
+        (32, 32, 4, 2),
+        (64, 32, 4, 2),
+        (128, 32, 8, 2),
+    ])
 
 
 def _dx_configs() -> list[triton.Config]:
     """Configs for the dx kernel (time tile x chunk of the G input channels of the transposed conv).
 
-    NOT timed on a GPU. Shared bytes for sm_90a are ``stages x K x (BLOCK_G x (BLOCK_T + R_P))``
-    elements at most (exact for float32 "tf32"): float32 at the student shape, (128, 32, 4, 3) needs
-    221K, and (64, 64, 4, 3), (128, 64, 8, 3), (256, 32, 8, 3) 295K to 446K (pruned there; float16
-    needs 49K to 123K). Registers <= 255, stack 0 to 352 B per thread (float32 "ieee": up to 784 B).
+    NOT timed on a GPU. Measured for sm_90a as in :func:`_act_configs` (shared KiB / stack bytes,
+    teacher then student; ``*`` pruned)::
+
+        T, G, warps, st    float16             float32 "tf32"        float32 "ieee"
+        64, 32, 4, 1        12K/0    8K/0       24K/40    16K/0       24K/784   16K/0
+        64, 32, 4, 2        20K/0   24K/0       96K/0     96K/0       48K/272   48K/0
+        64, 32, 8, 2        20K/0   24K/0       96K/0    100K/0       48K/0     48K/0
+        128, 32, 4, 2       32K/136 44K/0      128K/296  144K/0       64K/808   72K/224
+        128, 32, 4, 3       40K/160 60K/0      192K/352  216K/0      128K/976  144K/224
+        64, 64, 4, 3        48K/16  64K/0      288K/288* 288K/0*     192K/920  192K/384
+        128, 64, 8, 3       80K/0  120K/0      384K/24*  436K/0*     256K/800* 288K/224*
+        256, 32, 8, 3       72K/8  116K/72     288K/88*  364K/80*    192K/584  240K/168*
     """
-    if _interpreting():
-        return [triton.Config({"BLOCK_T": 64, "BLOCK_G": 16}, num_warps=4, num_stages=1)]
-    return [
-        triton.Config({"BLOCK_T": bt, "BLOCK_G": bg}, num_warps=w, num_stages=s)
-        for bt, bg, w, s in [
-            (64, 32, 4, 1),
-            (64, 32, 4, 2),
-            (64, 32, 8, 2),
-            (128, 32, 4, 2),
-            (128, 32, 4, 3),
-            (64, 64, 4, 3),
-            (128, 64, 8, 3),
-            (256, 32, 8, 3),
-        ]
-    ]
+    return _tile_configs([
+        (64, 32, 4, 1),
+        (64, 32, 4, 2),
+        (64, 32, 8, 2),
+        (128, 32, 4, 2),
+        (128, 32, 4, 3),
+        (64, 64, 4, 3),
+        (128, 64, 8, 3),
+        (256, 32, 8, 3),
+    ])
 
 
 def _wgrad_configs() -> list[triton.Config]:
     """Configs for the weight-gradient reduction (output tile BLOCK_M x BLOCK_N, reduction step BLOCK_T).
 
-    NOT timed on a GPU. All fit every shape and dtype measured for sm_90a (4K to 98K of shared memory,
-    46 to 222 registers, no spills, "ieee" included).
+    NOT timed on a GPU. All fit every launch measured for sm_90a (teacher and student, float16,
+    bfloat16, float32 "tf32" and "ieee"): 8K to 192K of shared memory, 42 to 222 registers, 0 to
+    8 bytes of stack.
     """
     if _interpreting():
         return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_T": 128}, num_warps=4, num_stages=1)]
