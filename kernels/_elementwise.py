@@ -26,8 +26,8 @@ def elementwise_configs() -> list:
     Memory-bound kernels: a program should move a few KB per input so that
     enough loads are in flight; the sweep is small on purpose. Not yet timed on
     a GPU. The interpreter (CPU) cannot time anything and runs one config.
-    No shared memory to speak of (compiled for sm_90a: at most a few hundred
-    bytes for the block reduction), so nothing is pruned. The autotune key is
+    Compiled for sm_90a (no GPU): 0 to 32 B of shared memory (8 KiB for the
+    float16 NLL without reduction), no spills, so nothing is pruned. The autotune key is
     :func:`size_buckets`, not (rows, cols): a new length retunes only when it
     lands in a new bucket.
     """

@@ -169,3 +169,17 @@ def test_capture_records_launches_instead_of_running():
     with TUNING.capture() as calls:
         kern.gaussian_nll_fwd(x, x, x, -7.0, "none")
     assert len(calls) == 1 and calls[0][0].name == "gaussian_nll.fwd"
+
+
+def test_iaf_flow_head_prune_rules():
+    """float32 (exact dot on FMA units) keeps the tiles that did not spill for sm_90a; estimates are
+    the compiled shared memory (S = 64: 16K / 24K / 40K float16, twice that float32)."""
+    H = importlib.import_module("clarinet.kernels.iaf_flow_head")
+    cfgs = [triton.Config({"BLOCK_T": bt}, num_warps=w) for bt in (64, 128, 256) for w in (4, 8)]
+    f32 = {"BLOCK_S": 64, "EXACT_F32": True, "skips_ptr": torch.empty(0)}
+    f16 = {"BLOCK_S": 64, "EXACT_F32": False, "skips_ptr": torch.empty(0, dtype=torch.float16)}
+    kept = [(c.kwargs["BLOCK_T"], c.num_warps) for c in cfgs if H._registers(c, f32)]
+    assert kept == [(64, 4), (64, 8), (128, 8)]
+    assert all(H._registers(c, f16) for c in cfgs)
+    assert [H._shared(c, f16) for c in cfgs[::2]] == [16384, 24576, 40960]
+    assert H._shared(cfgs[0], f32) == 32768
