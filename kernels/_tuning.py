@@ -3,7 +3,7 @@
 Every autotuned kernel of ``clarinet.kernels`` is declared with :func:`autotune` instead of
 ``triton.autotune``. That adds three things to Triton's autotuner:
 
-* **Pruning before compiling.** ``prune=`` is ``estimate(config, args) -> bytes``, the shared memory
+* **Pruning before compiling.** ``estimate=`` is ``estimate(config, args) -> bytes``, the shared memory
   one block of ``config`` needs (``args``: the launch's named arguments, constexprs included). Configs
   whose estimate exceeds the device's opt-in limit per block (:func:`max_shared_memory`, read at run
   time: 232,448 B on H100/H200) are dropped before anything is compiled, through Triton's
@@ -13,23 +13,23 @@ Every autotuned kernel of ``clarinet.kernels`` is declared with :func:`autotune`
   config known to spill kilobytes for these arguments (e.g. float32 "ieee" dots on big tiles).
   :func:`prune_configs` is that rule as a pure function (tests call it with an explicit limit).
 * **Size buckets.** Kernels whose best config depends on a length take an extra integer argument
-  (e.g. ``BT_BUCKET``, the bucket of batch x time) that the launcher fills with :func:`bucket` (next power of two, clamped) and
-  that is named in ``key=`` instead of the length itself, so a new length retunes only when it
-  falls into a new bucket. The argument is unused in the kernel body (a power of two >= 16 always
-  gets the same specialisation, so it never causes a recompile).
+  (e.g. ``BT_BUCKET``, the bucket of batch x time) that the launcher fills with :func:`bucket`
+  (next power of two, clamped) and that is named in ``key=`` instead of the length itself, so a
+  new length retunes only when it falls into a new bucket. The argument is unused in the kernel
+  body (a power of two >= 16 always gets the same specialisation, so it never causes a recompile).
 * **A record of what tuning cost.** The first launch of each (kernel, key) is timed (wall clock of
   pruning + compiling every kept config + benchmarking them + the launch itself; nothing is
   synchronised beyond what the autotuner does) and stored. :func:`tuning_report` returns the records
   as a JSON-serialisable list of dicts, one per (kernel, key), in the order they happened::
 
-      {"kernel": "wavenet_layer.fwd",        # module.kernel name given to autotune()
+      {"kernel": "wavenet_layer.fwd",        # the name given to autotune()
        "key": {"R": 128, ..., "dtypes": ["torch.float16", ...]},  # the autotune key, by name
-       "configs": 8,                         # configs declared for this kernel
-       "kept": 5,                            # configs left after pruning (benchmarked if > 1)
-       "pruned": ["BLOCK_T: 256, ..."],      # str() of each pruned config
-       "best": {"kwargs": {...}, "num_warps": 4, "num_stages": 2},  # the config chosen
-       "seconds": 12.3,                      # wall time of that first launch (compile + tuning)
-       "bench_seconds": 11.9 | None}         # Triton's own bench_time (None: nothing benchmarked)
+       "configs": <int>,                     # configs declared for this kernel
+       "kept": <int>,                        # configs left after pruning (benchmarked if > 1)
+       "pruned": ["BLOCK_T: 128, ...", ...], # str() of each pruned config
+       "best": {"kwargs": {...}, "num_warps": <int>, "num_stages": <int>},  # the config chosen
+       "seconds": <float>,                   # wall time of that first launch (compile + tuning)
+       "bench_seconds": <float> | None}      # Triton's own bench_time (None: nothing benchmarked)
 
   :func:`reset_tuning_report` clears it. Under the interpreter (one config per kernel) a record is
   still made, with ``kept`` 1 and ``bench_seconds`` None; the cost of the record is one dict lookup
@@ -88,10 +88,10 @@ def max_shared_memory(device) -> int | None:
 
 def prune_configs(configs, args: dict, estimate, limit: int | None, registers=None) -> list:
     """The configs that ``registers(config, args)`` (if given) accepts and whose estimated shared
-    memory fits ``limit`` (not checked when ``limit`` is None); never empty: with none left, the
+    memory fits ``limit`` (not checked when ``limit`` or ``estimate`` is None); never empty: with none left, the
     smallest estimate among those ``registers`` accepts (or among all)."""
     pool = [c for c in configs if registers is None or registers(c, args)] or list(configs)
-    if limit is None:
+    if limit is None or estimate is None:
         return pool
     need = [estimate(c, args) for c in pool]
     kept = [c for c, n in zip(pool, need) if n <= limit]
@@ -128,7 +128,7 @@ class TunedKernel:
         self.registers = registers
         self._last_prune: tuple[int, list] | None = None
         self._seen: set = set()
-        prune = {"early_config_prune": self._prune} if estimate is not None else None
+        prune = {"early_config_prune": self._prune} if estimate is not None or registers is not None else None
         self.tuner = triton.autotune(configs=configs, key=key, prune_configs_by=prune, **autotune_kw)(fn)
         self.key_names = list(key)
 

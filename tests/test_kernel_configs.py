@@ -96,8 +96,8 @@ def test_configs_fit_sm90_fast():
 def test_float32_teacher_backward_fits():
     """Issue 9: no bwd_act config fitted for the float32 teacher (smallest was 254,208 B)."""
     launches = _compile("fast")
-    (act,) = [x for x in launches
-              if (x["kernel"], x["preset"], x["dtype"], x["prec"]) == ("wavenet_layer.bwd_act", "teacher", "fp32", "tf32")]
+    want = ("wavenet_layer.bwd_act", "teacher", "fp32", "tf32")
+    (act,) = [x for x in launches if (x["kernel"], x["preset"], x["dtype"], x["prec"]) == want]
     kept = [c for c in act["configs"] if c["kept"]]
     assert kept and all(c["estimate"] <= LIMIT for c in kept)
     assert any(c["compiled"] and c["compiled"]["shared"] <= LIMIT for c in kept)

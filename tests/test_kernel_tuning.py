@@ -183,3 +183,15 @@ def test_iaf_flow_head_prune_rules():
     assert all(H._registers(c, f16) for c in cfgs)
     assert [H._shared(c, f16) for c in cfgs[::2]] == [16384, 24576, 40960]
     assert H._shared(cfgs[0], f32) == 32768
+
+
+def test_wavenet_sample_register_rule():
+    """float32 tl.dot configs with more than 2 gate channels per warp spilled 5 to 6 KB (teacher)."""
+    S = importlib.import_module("clarinet.kernels.wavenet_sample")
+    cfgs = [triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=1)
+            for bn, w in [(16, 4), (16, 8), (32, 8), (32, 16), (64, 8), (64, 16)]]
+    ieee_dot = {"USE_DOT": True, "DOT_PREC": "ieee"}
+    kept = [(c.kwargs["BLOCK_N"], c.num_warps) for c in cfgs if S._registers(c, ieee_dot)]
+    assert kept == [(16, 8), (32, 16)]
+    assert all(S._registers(c, {"USE_DOT": False, "DOT_PREC": "ieee"}) for c in cfgs)
+    assert all(S._registers(c, {"USE_DOT": True, "DOT_PREC": "tf32"}) for c in cfgs)
