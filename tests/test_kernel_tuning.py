@@ -12,6 +12,7 @@ import torch
 pytest.importorskip("triton")
 
 import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
 
 from clarinet import _alloc  # noqa: E402
 
@@ -120,31 +121,49 @@ def test_layer_estimates_and_ieee_rule():
 # tuning report
 
 
-def test_tuning_report_records_first_launch_per_key():
-    from clarinet.kernels import gaussian_nll as kern
+@triton.jit
+def _scale_kernel(x_ptr, out_ptr, n, N_BUCKET, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + offs, 2.0 * tl.load(x_ptr + offs, mask=offs < n), mask=offs < n)
 
+
+def _scale(kernel, x):
+    out = torch.empty_like(x)
+    kernel[lambda meta: (triton.cdiv(x.numel(), meta["BLOCK"]),)](x, out, x.numel(), TUNING.bucket(x.numel()))
+    return out
+
+
+def test_tuning_report_records_first_launch_per_key():
+    kernel = TUNING.autotune("test.scale", configs=[triton.Config({"BLOCK": 64}, num_warps=1)], key=["N_BUCKET"])(
+        _scale_kernel)
     TUNING.reset_tuning_report()
-    x, m, s = (torch.randn(3, 37) for _ in range(3))
-    kern.gaussian_nll_fwd(x, m, s, -7.0, "mean")
-    kern.gaussian_nll_fwd(x, m, s, -7.0, "mean")  # same key: no new record
-    y = torch.randn(3, 36)  # contiguous: one row of 108 (x: 111), the same buckets, no new record
-    kern.gaussian_nll_fwd(y, y, y, -7.0, "mean")
+    x = torch.randn(37)
+    torch.testing.assert_close(_scale(kernel, x), 2 * x)
+    _scale(kernel, x)  # same key: no new record
+    _scale(kernel, torch.randn(60))  # same bucket (64): no new record
     report = TUNING.tuning_report()
     json.dumps(report)  # JSON-serialisable
-    mine = [r for r in report if r["kernel"] == "gaussian_nll.fwd"]
-    assert len(mine) == 1
-    r = mine[0]
+    assert len(report) == 1
+    r = report[0]
     assert set(r) == {"kernel", "key", "configs", "kept", "pruned", "best", "seconds", "bench_seconds"}
-    assert r["key"]["REDUCE"] is True and r["key"]["N_BUCKET"] == 1024 and r["key"]["C_BUCKET"] == 128
-    assert r["key"]["dtypes"] == ["torch.float32"] * 5
-    assert r["configs"] >= 1 and 1 <= r["kept"] <= r["configs"] and r["seconds"] >= 0
-    assert r["best"]["num_warps"] >= 1 and "BLOCK" in r["best"]["kwargs"]
-    # a new bucket is a new key
-    y = torch.randn(3, 700)[:, ::2]
-    kern.gaussian_nll_fwd(y, y, y, -7.0, "none")
-    assert len([r for r in TUNING.tuning_report() if r["kernel"] == "gaussian_nll.fwd"]) == 2
+    assert r["kernel"] == "test.scale" and r["key"] == {"N_BUCKET": 64, "dtypes": ["torch.float32"] * 2}
+    assert (r["configs"], r["kept"], r["pruned"], r["bench_seconds"]) == (1, 1, [], None)
+    assert r["best"]["kwargs"] == {"BLOCK": 64} and r["best"]["num_warps"] == 1 and r["seconds"] >= 0
+    _scale(kernel, torch.randn(65))  # a new bucket is a new key
+    assert [r["key"]["N_BUCKET"] for r in TUNING.tuning_report()] == [64, 128]
     TUNING.reset_tuning_report()
     assert TUNING.tuning_report() == []
+
+
+def test_elementwise_keys_are_buckets():
+    from clarinet.kernels import _elementwise, gaussian_kl, gaussian_nll
+
+    for k in (gaussian_nll._gaussian_nll_fwd_kernel, gaussian_kl._gaussian_kl_fwd_kernel):
+        assert k.key_names == [*_elementwise.BUCKET_KEY, "REDUCE"]
+    for k in (gaussian_nll._gaussian_nll_bwd_kernel, gaussian_kl._gaussian_kl_bwd_kernel):
+        assert k.key_names == _elementwise.BUCKET_KEY
+    assert _elementwise.size_buckets(3, 37) == (1024, 64)
+    assert _elementwise.size_buckets(1000, 5000) == (1 << 22, 4096)
 
 
 def test_tuning_report_layer_kernels():
