@@ -567,10 +567,22 @@ def _git_commit() -> str:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def tuning_report() -> list[dict]:
+    """What Triton autotuning cost in this process, per kernel and key (``clarinet.kernels._tuning``):
+    configs kept and pruned, the best one, seconds of compiling and benchmarking. Empty without Triton."""
+    try:
+        from clarinet.kernels._tuning import tuning_report as report
+    except ImportError:
+        return []
+    return report()
+
+
 def write_record(path: str, env: dict, rows: list[dict]) -> None:
+    """The JSON record: ``environment``, ``results`` (one dict per case and backend) and ``tuning``
+    (:func:`tuning_report`)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(dict(environment=env, results=rows), f, indent=1)
+        json.dump(dict(environment=env, results=rows, tuning=tuning_report()), f, indent=1)
 
 
 def _ref_key(r: dict) -> tuple:

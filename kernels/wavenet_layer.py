@@ -30,13 +30,13 @@ takes element strides, nothing is copied.
 
 Everything accumulates in float32. The backward scratch (da, z) is stored in the input dtype: the
 tensor-core dots that consume it need that dtype anyway, and it halves the scratch traffic for
-fp16/bf16. No kernel here has been timed on a GPU yet; the autotune lists are educated guesses
-(see ``_fwd_configs``).
+fp16/bf16. No kernel here has been timed on a GPU yet; the autotune lists are chosen from the
+shared memory, registers and spills ptxas reported for sm_90a (``kernels/wavenet_layer_configs.py``);
+configs that cannot fit the device are pruned before compiling (``kernels/_tuning.py``).
 """
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 import triton
@@ -46,71 +46,12 @@ from clarinet._alloc import empty as _alloc
 from clarinet._compat import matmul_allows_tf32
 from clarinet._layout import tap_offsets
 
+from . import _tuning
+from .wavenet_layer_configs import (_ACT_KEY, _act_configs, _act_registers, _act_shared, _dx_configs, _dx_shared,
+                                    _wgrad_configs, _wgrad_shared)
+
 _SQRT_HALF = tl.constexpr(0.7071067811865476)  # sqrt(0.5), used inside kernels
 SQRT_HALF = math.sqrt(0.5)
-
-
-# ----------------------------------------------------------------------------------------------
-# autotune configurations
-# ----------------------------------------------------------------------------------------------
-
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def _fwd_configs() -> list[triton.Config]:
-    """Configs for the forward and backward activation kernels (time tile x gate-channel chunk).
-
-    Under the interpreter: one config (nothing can be timed there, and it is slow). On a GPU: a small
-    list that has NOT been measured yet; it brackets the register budget of two fp32 [C_P, BLOCK_T]
-    accumulators plus two [BLOCK_G, BLOCK_T] pre-activation tiles for 64 residual/skip channels.
-    """
-    if _interpreting():
-        return [triton.Config({"BLOCK_T": 64, "BLOCK_G": 16}, num_warps=4, num_stages=1)]
-    return [
-        triton.Config({"BLOCK_T": bt, "BLOCK_G": bg}, num_warps=w, num_stages=s)
-        for bt, bg, w, s in [
-            (32, 32, 4, 2),
-            (64, 32, 4, 2),
-            (64, 64, 4, 2),
-            (128, 32, 8, 2),
-            (128, 64, 8, 2),
-            (256, 32, 8, 2),
-        ]
-    ]
-
-
-def _dx_configs() -> list[triton.Config]:
-    """Configs for the dx kernel (time tile x chunk of the G input channels of the transposed conv)."""
-    if _interpreting():
-        return [triton.Config({"BLOCK_T": 64, "BLOCK_G": 16}, num_warps=4, num_stages=1)]
-    return [
-        triton.Config({"BLOCK_T": bt, "BLOCK_G": bg}, num_warps=w, num_stages=s)
-        for bt, bg, w, s in [
-            (64, 32, 4, 2),
-            (64, 64, 4, 3),
-            (128, 32, 4, 3),
-            (128, 64, 8, 3),
-            (256, 32, 8, 3),
-        ]
-    ]
-
-
-def _wgrad_configs() -> list[triton.Config]:
-    """Configs for the weight-gradient reduction (output tile BLOCK_M x BLOCK_N, reduction step BLOCK_T)."""
-    if _interpreting():
-        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_T": 128}, num_warps=4, num_stages=1)]
-    return [
-        triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_T": bt}, num_warps=w, num_stages=s)
-        for bm, bn, bt, w, s in [
-            (32, 32, 64, 4, 3),
-            (64, 32, 64, 4, 3),
-            (64, 64, 64, 4, 3),
-            (64, 64, 128, 8, 3),
-            (128, 64, 64, 8, 3),
-        ]
-    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,15 +139,16 @@ def _preact(
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_fwd_configs(), key=["R", "G2", "S", "C", "K"])
+@_tuning.autotune("wavenet_layer.fwd", configs=_act_configs(), key=_ACT_KEY,
+                  estimate=_act_shared, registers=_act_registers)
 @triton.heuristics({"HAS_COND": lambda args: args["h_ptr"] is not None})
 @triton.jit
 def _wavenet_fwd_kernel(
     # pointers
     x_ptr, wd_ptr, bd_ptr, wr_ptr, br_ptr, ws_ptr, bs_ptr, h_ptr, wc_ptr,
     out_ptr, skip_ptr,
-    # sizes
-    R, T, G2, S, C, dilation,
+    # sizes (BT_BUCKET: bucket of B*T, an autotune key; unused here)
+    R, T, G2, S, C, dilation, BT_BUCKET,
     # strides (elements)
     stride_x_b, stride_x_r, stride_x_t,
     stride_wd_g, stride_wd_r, stride_wd_k,
@@ -293,7 +235,8 @@ def _wavenet_fwd_kernel(
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_fwd_configs(), key=["R", "G2", "S", "C", "K"])
+@_tuning.autotune("wavenet_layer.bwd_act", configs=_act_configs(), key=_ACT_KEY,
+                  estimate=_act_shared, registers=_act_registers)
 @triton.heuristics({"HAS_COND": lambda args: args["h_ptr"] is not None})
 @triton.jit
 def _wavenet_bwd_act_kernel(
@@ -301,8 +244,8 @@ def _wavenet_bwd_act_kernel(
     x_ptr, wd_ptr, bd_ptr, wr_ptr, ws_ptr, h_ptr, wc_ptr, gout_ptr, gskip_ptr,
     # pointers: outputs (da, z are scratch for the later kernels; dh is a final gradient)
     da_ptr, z_ptr, dh_ptr,
-    # sizes
-    R, T, G2, S, C, dilation,
+    # sizes (BT_BUCKET: bucket of B*T, an autotune key; unused here)
+    R, T, G2, S, C, dilation, BT_BUCKET,
     # strides (elements)
     stride_x_b, stride_x_r, stride_x_t,
     stride_wd_g, stride_wd_r, stride_wd_k,
@@ -410,13 +353,14 @@ def _wavenet_bwd_act_kernel(
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_dx_configs(), key=["R", "G", "K"])
+@_tuning.autotune("wavenet_layer.bwd_dx", configs=_dx_configs(), key=["R", "G", "K", "DOT_PREC", "BT_BUCKET"],
+                  estimate=_dx_shared)
 @triton.jit
 def _wavenet_bwd_dx_kernel(
     # pointers
     da_ptr, wd_ptr, gout_ptr, dx_ptr,
-    # sizes
-    R, T, G, dilation,
+    # sizes (BT_BUCKET: bucket of B*T, an autotune key; unused here)
+    R, T, G, dilation, BT_BUCKET,
     # strides (elements)
     stride_da_b, stride_da_g, stride_da_t,
     stride_wd_g, stride_wd_r, stride_wd_k,
@@ -471,14 +415,15 @@ def _wavenet_bwd_dx_kernel(
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_wgrad_configs(), key=["M", "N", "NT"])
+@_tuning.autotune("wavenet_layer.wgrad", configs=_wgrad_configs(), key=["M", "N", "NT", "DOT_PREC", "BT_BUCKET"],
+                  estimate=_wgrad_shared)
 @triton.heuristics({"HAS_BIAS": lambda args: args["pbias_ptr"] is not None})
 @triton.jit
 def _wgrad_kernel(
     # pointers: A (B, M, T), Bm (B, N, T); partial sums (NSPLIT, M, N, NT) and (NSPLIT, M), fp32
     a_ptr, b_ptr, part_ptr, pbias_ptr,
-    # sizes
-    M, N, T, NT, n_tsplit, t_chunk, shift0, shift_step,
+    # sizes (BT_BUCKET: bucket of B*T, an autotune key; unused here)
+    M, N, T, NT, n_tsplit, t_chunk, shift0, shift_step, BT_BUCKET,
     # scalar factor applied to the sums
     alpha,
     # strides (elements)
@@ -567,6 +512,12 @@ def _dot_prec(dtype: torch.dtype) -> str:
     return "tf32"
 
 
+def _bt_bucket(B: int, T: int) -> int:
+    # autotune key for the launch size: B*T rounded up to a power of two in [2**12, 2**18] (below,
+    # a few programs whatever the config; above, many waves on any GPU): at most 7 tunings per shape
+    return _tuning.bucket(B * T, lo=1 << 12, hi=1 << 18)
+
+
 def _strides(t, n: int) -> tuple[int, ...]:
     return tuple(t.stride()) if t is not None else (0,) * n
 
@@ -574,11 +525,16 @@ def _strides(t, n: int) -> tuple[int, ...]:
 def _wgrad_time_chunk(B: int, T: int) -> int:
     # Time steps per partial sum. Each split writes one fp32 (M, N, taps) partial; >= 1024 steps per
     # split keeps that write small next to the reads, and the chunk doubles until there are at most
-    # 512 splits (partial buffer and final torch sum stay small). Not tuned on hardware.
+    # 512 splits (partial buffer and final torch sum stay small) or one chunk covers T: a split never
+    # spans two batch rows, so with B > 512 there are B splits (the doubling stopped there; before,
+    # it never ended). Not tuned on hardware.
     chunk = 1024
-    while B * triton.cdiv(T, chunk) > 512:
+    while B * triton.cdiv(T, chunk) > _WGRAD_MAX_SPLITS and chunk < T:
         chunk *= 2
     return chunk
+
+
+_WGRAD_MAX_SPLITS = 512
 
 
 def _wgrad(a, b, *, taps: int = 1, shift0: int = 0, shift_step: int = 0, alpha: float = 1.0,
@@ -597,7 +553,7 @@ def _wgrad(a, b, *, taps: int = 1, shift0: int = 0, shift_step: int = 0, alpha: 
     grid = lambda META: (triton.cdiv(M, META["BLOCK_M"]) * triton.cdiv(N, META["BLOCK_N"]), taps, nsplit)  # noqa: E731
     _wgrad_kernel[grid](
         a, b, part, pbias,
-        M, N, T, taps, n_tsplit, chunk, shift0, shift_step,
+        M, N, T, taps, n_tsplit, chunk, shift0, shift_step, _bt_bucket(B, T),
         alpha,
         *a.stride(), *b.stride(),
         *part.stride(),
@@ -623,7 +579,7 @@ def wavenet_layer_fwd(x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond,
     _wavenet_fwd_kernel[grid](
         x, w_dil, b_dil, w_res, b_res, w_skip, b_skip, h, w_cond,
         out, skip,
-        R, T, G2, S, C, int(dilation),
+        R, T, G2, S, C, int(dilation), _bt_bucket(B, T),
         *x.stride(), *w_dil.stride(), *b_dil.stride(),
         *w_res.stride(), *b_res.stride(), *w_skip.stride(), *b_skip.stride(),
         *_strides(h, 3), *_strides(w_cond, 2),
@@ -668,7 +624,7 @@ def wavenet_layer_bwd(grad_out, grad_skip, x, w_dil, b_dil, w_res, b_res, w_skip
     _wavenet_bwd_act_kernel[grid](
         x, w_dil, b_dil, w_res, w_skip, h, w_cond, grad_out, grad_skip,
         da, z, dh,
-        R, T, G2, S, C, int(dilation),
+        R, T, G2, S, C, int(dilation), _bt_bucket(B, T),
         *x.stride(), *w_dil.stride(), *b_dil.stride(),
         *w_res.stride(), *w_skip.stride(),
         *_strides(h, 3), *_strides(w_cond, 2),
@@ -683,7 +639,7 @@ def wavenet_layer_bwd(grad_out, grad_skip, x, w_dil, b_dil, w_res, b_res, w_skip
     dx = _alloc((B, R, T), dt, dev)
     _wavenet_bwd_dx_kernel[grid](
         da, w_dil, grad_out, dx,
-        R, T, G, int(dilation),
+        R, T, G, int(dilation), _bt_bucket(B, T),
         *da.stride(), *w_dil.stride(), *grad_out.stride(), *dx.stride(),
         K=K, CAUSAL=bool(causal), R_P=_pad(R), DOT_PREC=prec,
     )
