@@ -492,14 +492,7 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         """
         from tqdm.auto import tqdm
 
-        from ..ops.wavenet_sample import (
-            NonFiniteSampleError,
-            SamplerState,
-            pack_wavenet,
-            resolve_backend,
-            sampler_state,
-            wavenet_sample,
-        )
+        from ..ops.wavenet_sample import pack_wavenet, resolve_backend, sampler_state, wavenet_sample
 
         noise = generation_noise(self, mel, noise)
         frames = generation_frames(self, mel, frame_lengths)
@@ -525,28 +518,39 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
                         x = wavenet_sample(packed, h, noise[:, a:e].to(run_dtype), temperature=temperature,
                                            log_scale_min=log_scale_min, backend=backend, chunk=chunk, state=state,
                                            clip=clip)
-                    else:  # only the rows still running, each on its own conditioning
-                        ends = frames * self.hop_length
-                        rows = (ends > a).nonzero().flatten()
-                        x = mel.new_zeros(B, e - a, dtype=run_dtype if backend == "reference" else torch.float32)
-                        if len(rows):
-                            steps = (ends[rows] - a).clamp(max=e - a)
-                            dev_rows = rows.to(mel.device)
-                            h = ragged_conditioning(self.upsampler, mel, frames, rows, a, e).to(run_dtype)
-                            sub = state if len(rows) == B else SamplerState(state.buffers[dev_rows], state.step)
-                            try:
-                                x[dev_rows] = wavenet_sample(
-                                    packed, h, noise[dev_rows, a:e].to(run_dtype), temperature=temperature,
-                                    log_scale_min=log_scale_min, backend=backend, chunk=chunk, state=sub, clip=clip,
-                                    lengths=None if bool((steps == e - a).all()) else steps).to(x.dtype)
-                            except NonFiniteSampleError as err:  # name the row of the caller's batch
-                                raise NonFiniteSampleError(int(rows[err.row]), err.step, err.mean,
-                                                           err.log_scale) from None
-                            if sub is not state:
-                                state.buffers[dev_rows] = sub.buffers
-                        state.step = e
+                    else:
+                        x = self._span_of_rows(packed, mel, noise, frames, state, a, e, run_dtype, backend,
+                                               temperature=temperature, log_scale_min=log_scale_min, chunk=chunk,
+                                               clip=clip)
                 bar.update(e - a)
                 yield x
+
+    def _span_of_rows(self, packed, mel, noise, frames, state, a: int, e: int, run_dtype, backend: str,
+                      **kw) -> torch.Tensor:
+        """Samples ``[a, e)`` of a batch with ``frames`` per row: only the rows still running are sampled
+        (their state gathered and scattered back), each on its own conditioning, with the steps left in
+        each as ``lengths``; the finished rows' samples are zero. Advances ``state.step`` to ``e``."""
+        from ..ops.wavenet_sample import NonFiniteSampleError, SamplerState, wavenet_sample
+
+        B = mel.shape[0]
+        ends = frames * self.hop_length
+        rows = (ends > a).nonzero().flatten()
+        x = mel.new_zeros(B, e - a, dtype=run_dtype if backend == "reference" else torch.float32)
+        if len(rows):
+            steps = (ends[rows] - a).clamp(max=e - a)
+            dev_rows = rows.to(mel.device)
+            h = ragged_conditioning(self.upsampler, mel, frames, rows, a, e).to(run_dtype)
+            sub = state if len(rows) == B else SamplerState(state.buffers[dev_rows], state.step)
+            try:
+                x[dev_rows] = wavenet_sample(packed, h, noise[dev_rows, a:e].to(run_dtype), backend=backend, state=sub,
+                                             lengths=None if bool((steps == e - a).all()) else steps,
+                                             **kw).to(x.dtype)
+            except NonFiniteSampleError as err:  # name the row of the caller's batch
+                raise NonFiniteSampleError(int(rows[err.row]), err.step, err.mean, err.log_scale) from None
+            if sub is not state:
+                state.buffers[dev_rows] = sub.buffers
+        state.step = e
+        return x
 
     @torch.no_grad()
     def incremental_forward(self, x: torch.Tensor, mel: torch.Tensor, progress: bool = False, *,
