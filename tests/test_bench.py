@@ -28,7 +28,7 @@ def test_cli_writes_a_record(tmp_path, capsys):
     assert {r["op"] for r in rows} == set(ops) | {"ar_mixed_lengths"}  # + the mixed-length batch row
     assert {r["config"] for r in rows} == {"student", "teacher-small", "loss"}
     mixed = [r for r in rows if r["op"] == "ar_mixed_lengths"]
-    assert [r["backend"] for r in mixed] == ["cpp (batch)", "cpp (one by one)"]
+    assert [r["backend"] for r in mixed] == ["cpp (batch)", "cpp (one by one)", "cpp (padded, no frame_lengths)"]
     ok = [r for r in rows if r["status"] == "ok" and r["op"] != "ar_mixed_lengths"]
     assert ok and all(r["backend"] in ("reference", "cpp") and r["median_ms"] > 0 and r["p20_ms"] <= r["p80_ms"]
                       for r in ok)
@@ -186,9 +186,9 @@ def test_mixed_length_row_checks_then_times_batch_and_one_by_one(monkeypatch):
     from clarinet import bench_serving
 
     rows = bench_serving.mixed_length_rows("teacher-small", "tiny", torch.device("cpu"), ["cpp"], min_time=0.0)
-    assert [r["backend"] for r in rows] == ["cpp (batch)", "cpp (one by one)"]
+    assert [r["backend"] for r in rows] == ["cpp (batch)", "cpp (one by one)", "cpp (padded, no frame_lengths)"]
     assert all(r["status"] == "ok" and r["samples_per_s"] > 0 for r in rows)
-    assert rows[0]["shape"]["seconds"] == "0.0125+0.025" and "faster than one by one" in rows[0]["note"]
+    assert rows[0]["shape"]["seconds"] == "0.0125+0.025" and "the speed of one by one" in rows[0]["note"]
     assert "ar_mixed_lengths[teacher-small" in bench.markdown_table(rows)
     assert bench_serving.mixed_length_rows("teacher-small", "tiny", torch.device("cpu"), ["reference"])[0]["status"] \
         == "skipped"
