@@ -92,6 +92,12 @@ def test_ar_frame_lengths_cpp_threads_and_op_lengths():
         for b, n in enumerate(steps.tolist()):
             torch.testing.assert_close(cut[b, :n], full[bk][b, :n], rtol=1e-5, atol=1e-5)
             assert not cut[b, n:].any()
+        with pytest.raises(ValueError, match="lengths: 37 steps in row 2, more than the 36 given"):
+            wavenet_sample(p, h, noise, backend=bk, lengths=torch.tensor([5, 0, 37, 11, 1]))
+        with pytest.raises(ValueError, match="clip: expected None or a float > 0"):
+            wavenet_sample(p, h, noise, backend=bk, clip=0.0)
+        with pytest.raises(TypeError, match="clip: expected None or a float > 0"):
+            wavenet_sample(p, h, noise, backend=bk, clip="big")
 
 
 @pytest.mark.parametrize("chunk", [None, 7])
