@@ -95,18 +95,20 @@ class PackedWaveNet:
             self._copies[key] = hit
         return hit
 
-    def cpp(self, half: bool = False):
-        """The C++ sampler over these weights (built once per mode); ``half``: float16 weights."""
-        if half not in self._cpp:
+    def cpp(self, half: bool = False, int8: bool = False):
+        """The C++ sampler over these weights (built once per mode); ``half``: float16 weights;
+        ``int8``: int8 weights (quantized here once, per output channel; see :func:`wavenet_sample`)."""
+        key = "int8" if int8 else half
+        if key not in self._cpp:
             _C = _load_cpp()
             c, t = self.config, self.tensors
             layers = [tuple(t[f"layers.{i}.{n}"].numpy() for n in ("w_dil", "b_dil", "w_cond", "w_rs", "b_rs"))
                       for i in range(c["layers"])]
-            self._cpp[half] = _C.WaveNetSampler(c["R"], c["G"], c["S"], c["K"], c["C"], list(c["dilations"]),
+            self._cpp[key] = _C.WaveNetSampler(c["R"], c["G"], c["S"], c["K"], c["C"], list(c["dilations"]),
                                                 t["w_in"].numpy(), t["b_in"].numpy(), layers, t["w_out1"].numpy(),
                                                 t["b_out1"].numpy(), t["w_out2"].numpy(), t["b_out2"].numpy(),
-                                                half_weights=half)
-        return self._cpp[half]
+                                                half_weights=bool(half) and not int8, int8_weights=int8)
+        return self._cpp[key]
 
 
     @property
@@ -177,8 +179,10 @@ def pack_wavenet(model, *, cache: bool = True) -> PackedWaveNet:
             tensors[f"layers.{i}.w_cond"] = f(ly.w_cond.t())
             tensors[f"layers.{i}.w_rs"] = f(torch.cat([ly.w_res, ly.w_skip]).t())
             tensors[f"layers.{i}.b_rs"] = f(torch.cat([ly.b_res, ly.b_skip]))
-        for v in tensors.values():
+        for name, v in tensors.items():
             v.requires_grad_(False)
+            if not torch.isfinite(v).all():
+                raise ValueError(f"model: weight {name} has non-finite values (nan or inf); refusing to pack")
     config = dict(layers=len(stack.layers), dilations=tuple(stack.dilations), R=R, G=G, S=S, K=K, C=C,
                   hop=model.hop_length, receptive_field=stack.receptive_field)
     packed = PackedWaveNet(config=config, tensors=tensors, version=version, _model_ref=weakref.ref(model))
@@ -282,7 +286,8 @@ def _pick_auto(packed: PackedWaveNet, h: torch.Tensor) -> str:
 def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch.Tensor] = None, *,
                    teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
                    log_scale_min: float = -9.0, backend: str = "auto", chunk: Optional[int] = None,
-                   progress: bool = False, num_threads: Optional[int] = None, state: Optional[SamplerState] = None):
+                   progress: bool = False, num_threads: Optional[int] = None, state: Optional[SamplerState] = None,
+                   weight_dtype: Optional[torch.dtype] = None):
     """Autoregressive sampling from the upsampled conditioning ``h`` ``(B, C, T)``.
 
     Free-running (``teacher_forcing=None``): returns ``x`` ``(B, T)`` with
@@ -304,6 +309,15 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
     - ``"triton"``: CUDA tensors (or CPU under ``TRITON_INTERPRET=1``), same dtypes.
     - ``"reference"``: the Python stepper (needs the packed model alive, and ``h`` in its dtype).
     - ``"auto"``: ``cpp`` for float32/float16 CPU inputs; on a GPU ``cuda``, else ``triton``; else the reference.
+
+    ``weight_dtype`` selects the packed weights: ``None`` uses them in ``h``'s dtype (above);
+    ``torch.int8`` (``cpp`` only; ``h`` float32 or float16) runs the int8 sampler: the per-step
+    matrices, the conditioning projection and the first output 1x1 quantized once (per output
+    channel, symmetric, built on first use and cached in ``packed``), activations quantized per step
+    and layer with a dynamic scale (max-abs / 127; the ReLU'd skip sum max / 255), int32 sums on
+    AVX-512 VNNI / AVX-VNNI ``vpdpbusd`` or a portable loop with the same bits
+    (``packed.cpp(int8=True).int8_isa()`` names the level). Biases, the input conv and the last 1x1
+    stay float32. Accuracy: see :data:`clarinet._quant.INT8_BOUND`.
 
     ``state`` (streaming): a :class:`SamplerState` (from :func:`sampler_state`) to start from instead
     of silence at step 0; it is updated in place, so calls over consecutive spans of the conditioning
@@ -327,6 +341,8 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
     forced = teacher_forcing is not None
     if noise is None and not forced:
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
+    if weight_dtype is not None:
+        _check_weight_dtype(weight_dtype, backend)
     if backend == "reference":
         return wavenet_sample_ref(packed, h, noise, teacher_forcing=teacher_forcing, temperature=temperature,
                                   log_scale_min=log_scale_min, chunk=chunk, progress=progress, state=state)
@@ -363,7 +379,8 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
         half = h.dtype == torch.float16
         if half:  # the values are exact in float32; the C++ loop reads float32 data
             h, src = h.float(), src.float()
-        packed.cpp(half).run(h.detach().numpy(), None if forced else src.detach().numpy(),
+        int8 = weight_dtype == torch.int8
+        packed.cpp(half and not int8, int8=int8).run(h.detach().numpy(), None if forced else src.detach().numpy(),
                              src.detach().numpy() if forced else None, x.numpy(), mean.numpy(), log_scale.numpy(),
                              temperature, log_scale_min, int(chunk), int(num_threads),
                              state=None if state is None else state.buffers.numpy(),
@@ -371,6 +388,14 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
     if state is not None:
         state.step += T
     return (mean, log_scale) if forced else x
+
+
+def _check_weight_dtype(weight_dtype, backend: str) -> None:
+    if weight_dtype not in (torch.int8,):
+        raise TypeError(f"weight_dtype: expected None or torch.int8, got {weight_dtype!r}")
+    if backend != "cpp":
+        raise ValueError(f"weight_dtype=torch.int8: backend {backend!r} has no int8 weight path "
+                         "(only backend='cpp' on CPU tensors has one)")
 
 
 @torch.no_grad()

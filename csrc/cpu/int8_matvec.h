@@ -1,0 +1,50 @@
+// int8 matrix-vector products for the C++ WaveNet sampler (csrc/cpu/int8_matvec.cpp).
+//
+// Weights: quantized once, per output channel, symmetric: scale[o] = max_i |W[i, o]| / 127,
+// q[i, o] = round(W[i, o] / scale[o]) in [-127, 127].
+// Activations: quantized per call with a dynamic scale. Signed vectors (layer inputs, gate outputs,
+// conditioning) become u = round(x / s) + 128 in [1, 255] with s = max|x| / 127 (vpdpbusd multiplies
+// unsigned by signed bytes; the +128 is removed with a per-column sum of the weights); non-negative
+// vectors (the ReLU'd skip sum) use all 8 bits, u = round(x / s), s = max x / 255.
+// Products: int32 sums of u8 x s8 (exact, in any order), on AVX-512 VNNI (vpdpbusd zmm), AVX-VNNI
+// (vpdpbusd ymm) or a portable loop; the float steps around them (quantize, dequantize) are the same
+// IEEE operations at every level, so every level gives bit-identical numbers.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace clarinet_int8 {
+
+// W (nin, nout) quantized; layout: groups of 4 inputs, q[(i / 4) * 4 * nout_pad + 4 * o + i % 4]
+// (one 64-byte load = 16 outputs x 4 inputs), nin padded to a multiple of 4 and nout to 16 with zeros.
+struct QMatrix {
+  int64_t nin = 0, nout = 0, groups = 0, nout_pad = 0;
+  std::vector<int8_t> q;
+  std::vector<float> scale;       // (nout_pad,), 0 in the padding
+  std::vector<int32_t> shift;     // (nout_pad,): 128 * sum_i q[i, o], the offset of signed activations
+  static QMatrix quantize(const float* W, int64_t nin, int64_t nout);  // W row-major (nin, nout)
+  int64_t bytes() const { return static_cast<int64_t>(q.size()); }
+};
+
+// acc[o] = sum_i u[i] * q[i, o] for o < nout_pad; u holds 4 * groups bytes.
+using QMatVecFn = void (*)(const QMatrix&, const uint8_t* __restrict, int32_t* __restrict);
+// Quantize n floats into u (4 * ceil(n / 4) bytes, the padding set to the zero code); returns s.
+using QuantFn = float (*)(const float* __restrict, int64_t, uint8_t* __restrict);
+// out[o] = fma(float(acc[o] - shift[o] if signed), s * scale[o], base[o]) for o < nout.
+using DequantFn = void (*)(const QMatrix&, const int32_t* __restrict, float, bool, const float* __restrict,
+                           float* __restrict);
+
+struct Kernels {
+  int level = 0;  // 0 portable, 1 AVX-VNNI (256-bit), 2 AVX-512 VNNI
+  QMatVecFn matvec;
+  QuantFn quant_signed, quant_unsigned;
+  DequantFn dequant;
+};
+
+// The int8 kernels at the highest level the CPU has, capped by the float level the caller asked for
+// (2 = "avx512" allows AVX-512 VNNI, then AVX-VNNI; 1 = "avx2" allows AVX-VNNI; 0 = portable).
+Kernels pick_kernels(int float_level);
+const char* level_name(int level);
+
+}  // namespace clarinet_int8
