@@ -31,6 +31,10 @@ def table() -> str:
             f"CUDA {env.get('cuda') or '-'}; clarinet {env['clarinet']} at {env['commit'][:12]}; {env['time']}",
             "",
         ]
+        roof = env.get("roofline")
+        if roof:  # one core's measured peaks (clarinet.roofline): the sampler rows' "% of core peak"
+            lines += [f"Roofline, one core: float32 FMA ({roof['fma_isa']}) {roof['fma_macs_per_s'] / 1e9:.0f} G multiply-adds/s, "
+                      f"int8 vpdpbusd ({roof['vnni_isa']}) {roof['vnni_macs_per_s'] / 1e9:.0f} G multiply-adds/s.", ""]
         rtf = rtf_table(rows)
         if rtf:
             lines += ["Generation (real-time factors):", "", rtf, ""]

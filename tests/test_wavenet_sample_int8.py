@@ -157,3 +157,34 @@ def test_non_finite_weights_refused_at_packing(bad):
         m.wavenet.layers[1].w_dil[3, 2, 0] = bad
     with pytest.raises(ValueError, match="non-finite"):
         pack_wavenet(m)
+
+
+def test_bench_int8_rows_checked_counted_and_placed_on_the_roofline(monkeypatch):
+    import importlib
+
+    from clarinet import bench, roofline
+
+    (case,) = [c for c in bench.cases(ops=("ar_sampling",), configs=("teacher-small",), size="tiny")
+               if c.dtype == torch.int8 and c.shape["B"] == 1]
+    rows = {r["backend"]: r for r in bench.run_case(case, ["cpp", "cuda"], torch.device("cpu"), min_time=0.0)}
+    ok = rows["cpp"]
+    assert ok["status"] == "ok" and ok["dtype"] == "int8", ok
+    counts = roofline.sampler_counts(64, 128, 128, 80, 2, 20, torch.int8)
+    assert ok["macs_per_sample"] == counts["macs"] == 20 * (2 * 64 * 128 + 80 * 128 + 64 * 192) + 128 * 128 + 256 + 64
+    assert 0 < ok["core_fraction"] < 1.5
+    roof = roofline.measure()
+    assert roof["fma_macs_per_s"] > 0 or roof["fma_isa"] == "none"
+    assert "int8" in rows["cuda"]["reason"]
+    # an int8 sampler outside the documented bound is reported, not timed
+    ws = importlib.import_module("clarinet.ops.wavenet_sample")
+    real = ws.wavenet_sample
+
+    def skewed(*args, **kw):
+        out = real(*args, **kw)
+        if kw.get("weight_dtype") is not None and kw.get("teacher_forcing") is not None:
+            return out[0] + out[1].exp(), out[1]  # one scale off
+        return out
+
+    monkeypatch.setattr(ws, "wavenet_sample", skewed)
+    (row,) = bench.run_case(case, ["cpp"], torch.device("cpu"), min_time=0.0)
+    assert row["status"] == "wrong" and "median_ms" not in row and "int8" in row["reason"]
