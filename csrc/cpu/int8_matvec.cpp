@@ -47,7 +47,7 @@ QMatrix QMatrix::quantize(const float* W, int64_t nin, int64_t nout) {
 namespace {
 
 // ---- portable (also the bodies of the AVX2-level quantize/dequantize, compiled there with FMA) ----
-void matvec_generic(const QMatrix& m, const uint8_t* __restrict u, int32_t* __restrict acc) {
+void sums_generic(const QMatrix& m, const uint8_t* __restrict u, int32_t* __restrict acc) {
   const int64_t ld = 4 * m.nout_pad;
   std::fill(acc, acc + m.nout_pad, 0);
   for (int64_t g = 0; g < m.groups; ++g) {
@@ -93,15 +93,19 @@ inline __attribute__((always_inline)) void dequant_body(const QMatrix& m, const 
   }
 }
 
+void matvec_generic(const QMatrix& m, const uint8_t* __restrict u, float s, bool is_signed,
+                    const float* __restrict base, float* __restrict out) {
+  thread_local std::vector<int32_t> acc;
+  acc.resize(static_cast<size_t>(m.nout_pad));
+  sums_generic(m, u, acc.data());
+  dequant_body(m, acc.data(), s, is_signed, base, out);
+}
+
 float quant_signed_generic(const float* __restrict x, int64_t n, uint8_t* __restrict u) {
   return quant_signed_body(x, n, u);
 }
 float quant_unsigned_generic(const float* __restrict x, int64_t n, uint8_t* __restrict u) {
   return quant_unsigned_body(x, n, u);
-}
-void dequant_generic(const QMatrix& m, const int32_t* __restrict acc, float s, bool is_signed,
-                     const float* __restrict base, float* __restrict out) {
-  dequant_body(m, acc, s, is_signed, base, out);
 }
 
 #if defined(CLARINET_X86)
@@ -113,11 +117,6 @@ __attribute__((target("avx2,fma"))) float quant_signed_avx2(const float* __restr
 __attribute__((target("avx2,fma"))) float quant_unsigned_avx2(const float* __restrict x, int64_t n,
                                                               uint8_t* __restrict u) {
   return quant_unsigned_body(x, n, u);
-}
-__attribute__((target("avx2,fma"))) void dequant_avx2(const QMatrix& m, const int32_t* __restrict acc, float s,
-                                                      bool is_signed, const float* __restrict base,
-                                                      float* __restrict out) {
-  dequant_body(m, acc, s, is_signed, base, out);
 }
 
 // NACC ymm accumulators (8 outputs each): one broadcast of 4 activation bytes feeds NACC vpdpbusd.
@@ -138,8 +137,8 @@ __attribute__((target("avx2,avxvnni"))) inline void block256(const QMatrix& m, c
   for (int j = 0; j < NACC; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + o0 + 8 * j), a[j]);
 }
 
-__attribute__((target("avx2,avxvnni"))) void matvec_avxvnni(const QMatrix& m, const uint8_t* __restrict u,
-                                                            int32_t* __restrict acc) {
+__attribute__((target("avx2,avxvnni"))) void sums_avxvnni(const QMatrix& m, const uint8_t* __restrict u,
+                                                          int32_t* __restrict acc) {
   int64_t o0 = 0;
   const int64_t n = m.nout_pad;  // a multiple of 16
   for (; o0 + 64 <= n; o0 += 64) block256<8>(m, u, acc, o0);
@@ -150,11 +149,23 @@ __attribute__((target("avx2,avxvnni"))) void matvec_avxvnni(const QMatrix& m, co
   if (o0 + 16 <= n) block256<2>(m, u, acc, o0);
 }
 
+__attribute__((target("avx2,fma,avxvnni"))) void matvec_avxvnni(const QMatrix& m, const uint8_t* __restrict u,
+                                                                float s, bool is_signed,
+                                                                const float* __restrict base,
+                                                                float* __restrict out) {
+  thread_local std::vector<int32_t> acc;
+  acc.resize(static_cast<size_t>(m.nout_pad));
+  sums_avxvnni(m, u, acc.data());
+  dequant_body(m, acc.data(), s, is_signed, base, out);
+}
+
 // ---- AVX-512 VNNI ----
 // NACC zmm accumulators (16 outputs each); 8 of them (128 outputs) hide vpdpbusd's latency.
 template <int NACC>
 __attribute__((target("avx512f,avx512vnni"))) inline void block512(const QMatrix& m, const uint8_t* __restrict u,
-                                                                   int32_t* __restrict acc, int64_t o0) {
+                                                                   float s, bool is_signed,
+                                                                   const float* __restrict base,
+                                                                   float* __restrict out, int64_t o0) {
   __m512i a[NACC];
   for (int j = 0; j < NACC; ++j) a[j] = _mm512_setzero_si512();
   const int8_t* w = m.q.data() + 4 * o0;
@@ -165,23 +176,36 @@ __attribute__((target("avx512f,avx512vnni"))) inline void block512(const QMatrix
     const __m512i b = _mm512_set1_epi32(b4);
     for (int j = 0; j < NACC; ++j) a[j] = _mm512_dpbusd_epi32(a[j], b, _mm512_loadu_si512(w + 64 * j));
   }
-  for (int j = 0; j < NACC; ++j) _mm512_storeu_si512(acc + o0 + 16 * j, a[j]);
+  // dequantize in registers (dequant_body's operations); shift and scale are padded to 16, base and
+  // out are read and written under the mask
+  const __m512 vs = _mm512_set1_ps(s);
+  for (int j = 0; j < NACC; ++j) {
+    const int64_t o = o0 + 16 * j;
+    if (o >= m.nout) break;
+    const __mmask16 k = m.nout - o >= 16 ? static_cast<__mmask16>(0xffff)
+                                         : static_cast<__mmask16>((1u << (m.nout - o)) - 1u);
+    const __m512i v = is_signed ? _mm512_sub_epi32(a[j], _mm512_loadu_si512(m.shift.data() + o)) : a[j];
+    const __m512 sc = _mm512_mul_ps(vs, _mm512_loadu_ps(m.scale.data() + o));
+    _mm512_mask_storeu_ps(out + o, k, _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), sc, _mm512_maskz_loadu_ps(k, base + o)));
+  }
 }
 
 __attribute__((target("avx512f,avx512vnni"))) void matvec_avx512vnni(const QMatrix& m, const uint8_t* __restrict u,
-                                                                     int32_t* __restrict acc) {
+                                                                     float s, bool is_signed,
+                                                                     const float* __restrict base,
+                                                                     float* __restrict out) {
   int64_t o0 = 0;
   const int64_t n = m.nout_pad;  // a multiple of 16
-  for (; o0 + 128 <= n; o0 += 128) block512<8>(m, u, acc, o0);
+  for (; o0 + 128 <= n; o0 += 128) block512<8>(m, u, s, is_signed, base, out, o0);
   if (o0 + 64 <= n) {
-    block512<4>(m, u, acc, o0);
+    block512<4>(m, u, s, is_signed, base, out, o0);
     o0 += 64;
   }
   if (o0 + 32 <= n) {
-    block512<2>(m, u, acc, o0);
+    block512<2>(m, u, s, is_signed, base, out, o0);
     o0 += 32;
   }
-  if (o0 + 16 <= n) block512<1>(m, u, acc, o0);
+  if (o0 + 16 <= n) block512<1>(m, u, s, is_signed, base, out, o0);
 }
 
 // The same IEEE steps as quant_signed_body: max |x| (exact in any order), x * (127 / max) rounded to
@@ -228,33 +252,19 @@ __attribute__((target("avx512f"))) float quant_unsigned_avx512(const float* __re
   return quant512<false>(x, n, u);
 }
 
-__attribute__((target("avx512f"))) void dequant_avx512(const QMatrix& m, const int32_t* __restrict acc, float s,
-                                                       bool is_signed, const float* __restrict base,
-                                                       float* __restrict out) {
-  const __m512 vs = _mm512_set1_ps(s);
-  for (int64_t o = 0; o < m.nout; o += 16) {  // acc, shift and scale are padded to 16
-    const __mmask16 k = m.nout - o >= 16 ? static_cast<__mmask16>(0xffff)
-                                         : static_cast<__mmask16>((1u << (m.nout - o)) - 1u);
-    __m512i a = _mm512_loadu_si512(acc + o);
-    if (is_signed) a = _mm512_sub_epi32(a, _mm512_loadu_si512(m.shift.data() + o));
-    const __m512 sc = _mm512_mul_ps(vs, _mm512_loadu_ps(m.scale.data() + o));
-    const __m512 r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), sc, _mm512_maskz_loadu_ps(k, base + o));
-    _mm512_mask_storeu_ps(out + o, k, r);
-  }
-}
 #endif
 
 }  // namespace
 
 Kernels pick_kernels(int float_level) {
-  Kernels k{0, matvec_generic, quant_signed_generic, quant_unsigned_generic, dequant_generic};
+  Kernels k{0, matvec_generic, quant_signed_generic, quant_unsigned_generic};
 #if defined(CLARINET_X86)
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (float_level >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"))
-    return Kernels{2, matvec_avx512vnni, quant_signed_avx512, quant_unsigned_avx512, dequant_avx512};
+    return Kernels{2, matvec_avx512vnni, quant_signed_avx512, quant_unsigned_avx512};
   if (float_level >= 1 && avx2 && __builtin_cpu_supports("avxvnni"))
-    return Kernels{1, matvec_avxvnni, quant_signed_avx2, quant_unsigned_avx2, dequant_avx2};
+    return Kernels{1, matvec_avxvnni, quant_signed_avx2, quant_unsigned_avx2};
 #endif
   (void)float_level;
   return k;

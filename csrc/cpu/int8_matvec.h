@@ -27,19 +27,18 @@ struct QMatrix {
   int64_t bytes() const { return static_cast<int64_t>(q.size()); }
 };
 
-// acc[o] = sum_i u[i] * q[i, o] for o < nout_pad; u holds 4 * groups bytes.
-using QMatVecFn = void (*)(const QMatrix&, const uint8_t* __restrict, int32_t* __restrict);
+// out[o] = fma(float(acc[o] - (is_signed ? shift[o] : 0)), s * scale[o], base[o]) for o < nout, where
+// acc[o] = sum_i u[i] * q[i, o] (int32) and u (4 * groups bytes) holds the activations quantized with
+// scale s: the product and its dequantization in one pass (the sums never leave the registers).
+using QMatVecFn = void (*)(const QMatrix&, const uint8_t* __restrict u, float s, bool is_signed,
+                           const float* __restrict base, float* __restrict out);
 // Quantize n floats into u (4 * ceil(n / 4) bytes, the padding set to the zero code); returns s.
 using QuantFn = float (*)(const float* __restrict, int64_t, uint8_t* __restrict);
-// out[o] = fma(float(acc[o] - shift[o] if signed), s * scale[o], base[o]) for o < nout.
-using DequantFn = void (*)(const QMatrix&, const int32_t* __restrict, float, bool, const float* __restrict,
-                           float* __restrict);
 
 struct Kernels {
   int level = 0;  // 0 portable, 1 AVX-VNNI (256-bit), 2 AVX-512 VNNI
   QMatVecFn matvec;
   QuantFn quant_signed, quant_unsigned;
-  DequantFn dequant;
 };
 
 // The int8 kernels at the highest level the CPU has, capped by the float level the caller asked for

@@ -242,6 +242,41 @@ __attribute__((target("avx2,fma"))) void gate_avx2(const float* __restrict a, fl
   }
   gate_cephes_range(a, z, g, G2);  // the same numbers as the vector lanes
 }
+
+// exp256 and gate_avx2 on 16 lanes: the same operations, so the same numbers as both (and as
+// gate_cephes); 16 lanes took the gate from about 7 % of the int8 sampler's time to about 4 %.
+__attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f));
+  x = _mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f));
+  __m512 fx = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f));
+  fx = _mm512_roundscale_ps(fx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+  const __m512 z = _mm512_mul_ps(x, x);
+  __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+  y = _mm512_fmadd_ps(y, z, x);
+  y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+  __m512i e = _mm512_cvttps_epi32(fx);
+  e = _mm512_slli_epi32(_mm512_add_epi32(e, _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+__attribute__((target("avx512f"))) void gate_avx512(const float* __restrict a, float* __restrict z, int64_t G2) {
+  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f), m2 = _mm512_set1_ps(-2.0f);
+  int64_t g = 0;
+  for (; g + 16 <= G2; g += 16) {
+    const __m512 at = _mm512_loadu_ps(a + g), as = _mm512_loadu_ps(a + G2 + g);
+    const __m512 th = _mm512_sub_ps(_mm512_div_ps(two, _mm512_add_ps(one, exp512(_mm512_mul_ps(m2, at)))), one);
+    const __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), as))));
+    _mm512_storeu_ps(z + g, _mm512_mul_ps(th, sg));
+  }
+  gate_cephes_range(a, z, g, G2);
+}
 #endif
 
 // out[i, g] = bias[g] + sum_c x[i, c] * W[c, g]  (x (n, C), W (C, G), out (n, G); all row-major).
@@ -437,6 +472,7 @@ CondFn pick_cond(int level) {
 
 GateFn pick_gate(int level) {
 #if defined(CLARINET_X86)
+  if (level >= 2) return gate_avx512;
   if (level >= 1) return gate_avx2;
 #endif
   (void)level;
@@ -729,7 +765,6 @@ class WaveNetSampler {
     // int8 scratch: quantized activations (u8), int32 sums, the dilated conv's input [taps, x]
     const int64_t C4 = (C + 3) / 4 * 4;
     std::vector<uint8_t> ub(int8_ ? (std::max({K * R, G2, S}) + 3) / 4 * 4 : 0), hq(int8_ ? n_chunk * C4 : 0);
-    std::vector<int32_t> iacc(int8_ ? (std::max({G, R + S, S}) + 15) / 16 * 16 : 0);
     std::vector<float> xin(int8_ ? K * R : 0), hs(int8_ ? n_chunk : 0);
     for (int64_t t0 = 0; t0 < T; t0 += n_chunk) {
       const int64_t n = std::min(n_chunk, T - t0);
@@ -741,8 +776,7 @@ class WaveNetSampler {
         for (int64_t l = 0; l < NL; ++l) {
           const Layer& ly = layers_[l];
           for (int64_t i = 0; i < n; ++i) {
-            q.matvec(ly.q_cond, hq.data() + i * C4, iacc.data());
-            q.dequant(ly.q_cond, iacc.data(), hs[i], true, ly.b_dil.data(), cond.data() + (l * n_chunk + i) * G);
+            q.matvec(ly.q_cond, hq.data() + i * C4, hs[i], true, ly.b_dil.data(), cond.data() + (l * n_chunk + i) * G);
           }
         }
       } else {
@@ -767,12 +801,10 @@ class WaveNetSampler {
             for (int64_t k = 0; k + 1 < K; ++k) std::copy(tap(k), tap(k) + R, xin.begin() + k * R);
             std::copy(x.begin(), x.end(), xin.begin() + (K - 1) * R);
             float s = q.quant_signed(xin.data(), K * R, ub.data());
-            q.matvec(ly.q_dil, ub.data(), iacc.data());
-            q.dequant(ly.q_dil, iacc.data(), s, true, ci, a.data());  // a = cond + W_dil^T [taps, x]
+            q.matvec(ly.q_dil, ub.data(), s, true, ci, a.data());  // a = cond + W_dil^T [taps, x]
             kern.gate(a.data(), z.data(), G2);
             s = q.quant_signed(z.data(), G2, ub.data());
-            q.matvec(ly.q_rs, ub.data(), iacc.data());
-            q.dequant(ly.q_rs, iacc.data(), s, true, ly.b_rs.data(), rs.data());
+            q.matvec(ly.q_rs, ub.data(), s, true, ly.b_rs.data(), rs.data());
           } else {
             std::copy(ci, ci + G, a.begin());  // a = w_cond h + b_dil, then the taps
             for (int64_t k = 0; k + 1 < K; ++k)
@@ -795,8 +827,7 @@ class WaveNetSampler {
         y2[1] = 0.0f;
         if (int8_) {  // skip >= 0 here: all 8 bits, no offset
           const float s = q.quant_unsigned(skip.data(), S, ub.data());
-          q.matvec(q_out1_, ub.data(), iacc.data());
-          q.dequant(q_out1_, iacc.data(), s, false, b_out1_.data(), y1.data());
+          q.matvec(q_out1_, ub.data(), s, false, b_out1_.data(), y1.data());
           for (int64_t j = 0; j < S; ++j) y1[j] = std::max(y1[j], 0.0f);
           matvec_acc_fma(w_out2_.data(), 2, y1.data(), S, y2.data(), 2);
         } else {
