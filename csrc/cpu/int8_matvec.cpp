@@ -46,6 +46,19 @@ QMatrix QMatrix::quantize(const float* W, int64_t nin, int64_t nout) {
 
 namespace {
 
+#if defined(CLARINET_X86)
+// acc += vpdpbusd(u, w) in place. GCC 12 compiles the intrinsics' (acc, u, w) -> acc form with two
+// register copies per accumulator and iteration in these loops (16 extra moves per 8 vpdpbusd, seen
+// in perf annotate); the accumulator as a "+v" operand keeps it in one register. The 256-bit form is
+// forced to the VEX encoding (AVX-VNNI), which CPUs without AVX-512 VL decode.
+__attribute__((target("avx512f,avx512vnni"))) inline void dpbusd(__m512i& acc, __m512i u, const int8_t* w) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "m"(*reinterpret_cast<const __m512i*>(w)));
+}
+__attribute__((target("avx2,avxvnni"))) inline void dpbusd(__m256i& acc, __m256i u, const int8_t* w) {
+  asm("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "m"(*reinterpret_cast<const __m256i*>(w)));
+}
+#endif
+
 // ---- portable (also the bodies of the AVX2-level quantize/dequantize, compiled there with FMA) ----
 void sums_generic(const QMatrix& m, const uint8_t* __restrict u, int32_t* __restrict acc) {
   const int64_t ld = 4 * m.nout_pad;
@@ -119,21 +132,33 @@ __attribute__((target("avx2,fma"))) float quant_unsigned_avx2(const float* __res
   return quant_unsigned_body(x, n, u);
 }
 
-// NACC ymm accumulators (8 outputs each): one broadcast of 4 activation bytes feeds NACC vpdpbusd.
+// NACC (1, 2, 4 or 8) ymm accumulators (8 outputs each): one broadcast of 4 activation bytes feeds
+// NACC vpdpbusd. Named accumulators, not an array: an array element bound to an asm operand stays in
+// memory (GCC 12 scalarises arrays before it unrolls the loop over them).
 template <int NACC>
 __attribute__((target("avx2,avxvnni"))) inline void block256(const QMatrix& m, const uint8_t* __restrict u,
                                                              int32_t* __restrict acc, int64_t o0) {
-  __m256i a[NACC];
-  for (int j = 0; j < NACC; ++j) a[j] = _mm256_setzero_si256();
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const int8_t* w = m.q.data() + 4 * o0;
-  const int64_t ld = 4 * m.nout_pad;
-  for (int64_t g = 0; g < m.groups; ++g, w += ld) {
+  const int64_t ld = 4 * m.nout_pad, groups = m.groups;
+  for (int64_t g = 0; g < groups; ++g, w += ld) {
     int32_t b4;
     std::memcpy(&b4, u + 4 * g, 4);
     const __m256i b = _mm256_set1_epi32(b4);
-    for (int j = 0; j < NACC; ++j)
-      a[j] = _mm256_dpbusd_avx_epi32(a[j], b, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * j)));
+    dpbusd(a0, b, w);
+    if (NACC > 1) dpbusd(a1, b, w + 32);
+    if (NACC > 2) {
+      dpbusd(a2, b, w + 64);
+      dpbusd(a3, b, w + 96);
+    }
+    if (NACC > 4) {
+      dpbusd(a4, b, w + 128);
+      dpbusd(a5, b, w + 160);
+      dpbusd(a6, b, w + 192);
+      dpbusd(a7, b, w + 224);
+    }
   }
+  const __m256i a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
   for (int j = 0; j < NACC; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + o0 + 8 * j), a[j]);
 }
 
@@ -160,22 +185,34 @@ __attribute__((target("avx2,fma,avxvnni"))) void matvec_avxvnni(const QMatrix& m
 }
 
 // ---- AVX-512 VNNI ----
-// NACC zmm accumulators (16 outputs each); 8 of them (128 outputs) hide vpdpbusd's latency.
+// NACC (1, 2, 4 or 8) zmm accumulators (16 outputs each); 8 of them (128 outputs) hide vpdpbusd's
+// latency. Named accumulators as in block256.
 template <int NACC>
 __attribute__((target("avx512f,avx512vnni"))) inline void block512(const QMatrix& m, const uint8_t* __restrict u,
                                                                    float s, bool is_signed,
                                                                    const float* __restrict base,
                                                                    float* __restrict out, int64_t o0) {
-  __m512i a[NACC];
-  for (int j = 0; j < NACC; ++j) a[j] = _mm512_setzero_si512();
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const int8_t* w = m.q.data() + 4 * o0;
-  const int64_t ld = 4 * m.nout_pad;
-  for (int64_t g = 0; g < m.groups; ++g, w += ld) {
+  const int64_t ld = 4 * m.nout_pad, groups = m.groups;
+  for (int64_t g = 0; g < groups; ++g, w += ld) {
     int32_t b4;
     std::memcpy(&b4, u + 4 * g, 4);
     const __m512i b = _mm512_set1_epi32(b4);
-    for (int j = 0; j < NACC; ++j) a[j] = _mm512_dpbusd_epi32(a[j], b, _mm512_loadu_si512(w + 64 * j));
+    dpbusd(a0, b, w);
+    if (NACC > 1) dpbusd(a1, b, w + 64);
+    if (NACC > 2) {
+      dpbusd(a2, b, w + 128);
+      dpbusd(a3, b, w + 192);
+    }
+    if (NACC > 4) {
+      dpbusd(a4, b, w + 256);
+      dpbusd(a5, b, w + 320);
+      dpbusd(a6, b, w + 384);
+      dpbusd(a7, b, w + 448);
+    }
   }
+  const __m512i a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
   // dequantize in registers (dequant_body's operations); shift and scale are padded to 16, base and
   // out are read and written under the mask
   const __m512 vs = _mm512_set1_ps(s);
