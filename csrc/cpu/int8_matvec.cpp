@@ -23,8 +23,12 @@ QMatrix QMatrix::quantize(const float* W, int64_t nin, int64_t nout) {
   m.q.assign(static_cast<size_t>(m.groups * 4 * m.nout_pad), 0);
   m.scale.assign(static_cast<size_t>(m.nout_pad), 0.0f);
   m.shift.assign(static_cast<size_t>(m.nout_pad), 0);
-  const int64_t ld = 4 * m.nout_pad;
+  int64_t o0 = 0, width = panel_width(0, m.nout_pad);
   for (int64_t o = 0; o < nout; ++o) {
+    if (o >= o0 + width) {
+      o0 += width;
+      width = panel_width(o0, m.nout_pad);
+    }
     float mx = 0.0f;
     for (int64_t i = 0; i < nin; ++i) {
       const float w = W[i * nout + o];
@@ -35,7 +39,7 @@ QMatrix QMatrix::quantize(const float* W, int64_t nin, int64_t nout) {
     int32_t sum = 0;
     for (int64_t i = 0; i < nin; ++i) {
       const int q = std::min(127, std::max(-127, static_cast<int>(std::nearbyint(W[i * nout + o] * inv))));
-      m.q[(i / 4) * ld + 4 * o + i % 4] = static_cast<int8_t>(q);
+      m.q[4 * m.groups * o0 + 4 * width * (i / 4) + 4 * (o - o0) + i % 4] = static_cast<int8_t>(q);
       sum += q;
     }
     m.scale[o] = mx / 127.0f;
@@ -61,13 +65,15 @@ __attribute__((target("avx2,avxvnni"))) inline void dpbusd(__m256i& acc, __m256i
 
 // ---- portable (also the bodies of the AVX2-level quantize/dequantize, compiled there with FMA) ----
 void sums_generic(const QMatrix& m, const uint8_t* __restrict u, int32_t* __restrict acc) {
-  const int64_t ld = 4 * m.nout_pad;
   std::fill(acc, acc + m.nout_pad, 0);
-  for (int64_t g = 0; g < m.groups; ++g) {
-    const int8_t* w = m.q.data() + g * ld;
-    const int32_t u0 = u[4 * g], u1 = u[4 * g + 1], u2 = u[4 * g + 2], u3 = u[4 * g + 3];
-    for (int64_t o = 0; o < m.nout_pad; ++o)
-      acc[o] += u0 * w[4 * o] + u1 * w[4 * o + 1] + u2 * w[4 * o + 2] + u3 * w[4 * o + 3];
+  for (int64_t o0 = 0, width; o0 < m.nout_pad; o0 += width) {
+    width = panel_width(o0, m.nout_pad);
+    for (int64_t g = 0; g < m.groups; ++g) {
+      const int8_t* w = m.q.data() + 4 * m.groups * o0 + 4 * width * g;
+      const int32_t u0 = u[4 * g], u1 = u[4 * g + 1], u2 = u[4 * g + 2], u3 = u[4 * g + 3];
+      for (int64_t o = 0; o < width; ++o)
+        acc[o0 + o] += u0 * w[4 * o] + u1 * w[4 * o + 1] + u2 * w[4 * o + 2] + u3 * w[4 * o + 3];
+    }
   }
 }
 
@@ -136,11 +142,9 @@ __attribute__((target("avx2,fma"))) float quant_unsigned_avx2(const float* __res
 // NACC vpdpbusd. Named accumulators, not an array: an array element bound to an asm operand stays in
 // memory (GCC 12 scalarises arrays before it unrolls the loop over them).
 template <int NACC>
-__attribute__((target("avx2,avxvnni"))) inline void block256(const QMatrix& m, const uint8_t* __restrict u,
-                                                             int32_t* __restrict acc, int64_t o0) {
+__attribute__((target("avx2,avxvnni"))) inline void block256(const int8_t* w, int64_t ld, int64_t groups,
+                                                             const uint8_t* __restrict u, int32_t* __restrict acc) {
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-  const int8_t* w = m.q.data() + 4 * o0;
-  const int64_t ld = 4 * m.nout_pad, groups = m.groups;
   for (int64_t g = 0; g < groups; ++g, w += ld) {
     int32_t b4;
     std::memcpy(&b4, u + 4 * g, 4);
@@ -159,19 +163,24 @@ __attribute__((target("avx2,avxvnni"))) inline void block256(const QMatrix& m, c
     }
   }
   const __m256i a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
-  for (int j = 0; j < NACC; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + o0 + 8 * j), a[j]);
+  for (int j = 0; j < NACC; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + 8 * j), a[j]);
 }
 
+// Each panel in 64-output sub-blocks (8 accumulators), then 32 and 16.
 __attribute__((target("avx2,avxvnni"))) void sums_avxvnni(const QMatrix& m, const uint8_t* __restrict u,
                                                           int32_t* __restrict acc) {
-  int64_t o0 = 0;
-  const int64_t n = m.nout_pad;  // a multiple of 16
-  for (; o0 + 64 <= n; o0 += 64) block256<8>(m, u, acc, o0);
-  if (o0 + 32 <= n) {
-    block256<4>(m, u, acc, o0);
-    o0 += 32;
+  for (int64_t o0 = 0, width; o0 < m.nout_pad; o0 += width) {
+    width = panel_width(o0, m.nout_pad);
+    const int8_t* w = m.q.data() + 4 * m.groups * o0;
+    const int64_t ld = 4 * width;
+    int64_t j = 0;
+    for (; j + 64 <= width; j += 64) block256<8>(w + 4 * j, ld, m.groups, u, acc + o0 + j);
+    if (j + 32 <= width) {
+      block256<4>(w + 4 * j, ld, m.groups, u, acc + o0 + j);
+      j += 32;
+    }
+    if (j + 16 <= width) block256<2>(w + 4 * j, ld, m.groups, u, acc + o0 + j);
   }
-  if (o0 + 16 <= n) block256<2>(m, u, acc, o0);
 }
 
 __attribute__((target("avx2,fma,avxvnni"))) void matvec_avxvnni(const QMatrix& m, const uint8_t* __restrict u,
@@ -193,8 +202,8 @@ __attribute__((target("avx512f,avx512vnni"))) inline void block512(const QMatrix
                                                                    const float* __restrict base,
                                                                    float* __restrict out, int64_t o0) {
   __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-  const int8_t* w = m.q.data() + 4 * o0;
-  const int64_t ld = 4 * m.nout_pad, groups = m.groups;
+  const int64_t groups = m.groups, ld = 64 * NACC;  // the panel of these 16 * NACC outputs
+  const int8_t* w = m.q.data() + 4 * groups * o0;
   for (int64_t g = 0; g < groups; ++g, w += ld) {
     int32_t b4;
     std::memcpy(&b4, u + 4 * g, 4);
@@ -231,7 +240,7 @@ __attribute__((target("avx512f,avx512vnni"))) void matvec_avx512vnni(const QMatr
                                                                      float s, bool is_signed,
                                                                      const float* __restrict base,
                                                                      float* __restrict out) {
-  int64_t o0 = 0;
+  int64_t o0 = 0;  // one block per panel (panel_width)
   const int64_t n = m.nout_pad;  // a multiple of 16
   for (; o0 + 128 <= n; o0 += 128) block512<8>(m, u, s, is_signed, base, out, o0);
   if (o0 + 64 <= n) {

@@ -16,8 +16,10 @@
 
 namespace clarinet_int8 {
 
-// W (nin, nout) quantized; layout: groups of 4 inputs, q[(i / 4) * 4 * nout_pad + 4 * o + i % 4]
-// (one 64-byte load = 16 outputs x 4 inputs), nin padded to a multiple of 4 and nout to 16 with zeros.
+// W (nin, nout) quantized; nin padded to a multiple of 4 and nout to 16 with zeros. Layout: panels of
+// outputs [o0, o0 + width) (width 128, then 64, 32, 16 as they fit: panel_width), each contiguous,
+// groups of 4 inputs inside: q[4 * groups * o0 + 4 * width * (i / 4) + 4 * (o - o0) + i % 4] (one
+// 64-byte load = 16 outputs x 4 inputs; a kernel's pass over one panel is one sequential stream).
 struct QMatrix {
   int64_t nin = 0, nout = 0, groups = 0, nout_pad = 0;
   std::vector<int8_t> q;
@@ -26,6 +28,12 @@ struct QMatrix {
   static QMatrix quantize(const float* W, int64_t nin, int64_t nout);  // W row-major (nin, nout)
   int64_t bytes() const { return static_cast<int64_t>(q.size()); }
 };
+
+// Width of the panel that starts at output o0 (a panel start) of nout_pad outputs.
+inline int64_t panel_width(int64_t o0, int64_t nout_pad) {
+  const int64_t r = nout_pad - o0;
+  return r >= 128 ? 128 : r >= 64 ? 64 : r >= 32 ? 32 : 16;
+}
 
 // out[o] = fma(float(acc[o] - (is_signed ? shift[o] : 0)), s * scale[o], base[o]) for o < nout, where
 // acc[o] = sum_i u[i] * q[i, o] (int32) and u (4 * groups bytes) holds the activations quantized with
