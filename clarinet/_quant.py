@@ -16,16 +16,18 @@ import torch
 
 __all__ = ["INT8_BOUND", "int8_error", "trained_like_", "teacher_forced_error"]
 
-#: Bounds on the teacher-forced int8 error (see :func:`int8_error`) on :func:`trained_like_` weights
-#: (log-scale about -3.5, mean amplitude about 0.1), checked by tests/test_wavenet_sample_int8.py.
-#: Measured there (2400 steps of the float32 model's own audio): teacher-small mean error 0.15
-#: scales RMS, 0.68 max, log-scale 0.0011 RMS, 0.004 max; teacher 0.12 / 0.43, 0.0010 / 0.0037.
+#: Bounds on the teacher-forced int8 error (see :func:`int8_error`), checked by
+#: tests/test_wavenet_sample_int8.py on :func:`trained_like_` teacher-small and teacher (log-scale
+#: about -3.5, mean amplitude about 0.1) and on a small teacher trained there (200 Adam steps on
+#: chirps, log-scale about -2.5). Measured (2400 / 1200 steps of the float32 model's own audio / the
+#: training audio): teacher-small mean error 0.15 scales RMS, 0.68 max, log-scale 0.0011 RMS, 0.004
+#: max; teacher 0.12 / 0.43, 0.0010 / 0.0037; the trained one 0.077 / 0.19, 0.006 / 0.016.
 #: The mean's error is about 0.5-1 % of its amplitude (int8 steps through 20 residual layers), so in
 #: units of the scale it grows as the scale shrinks; most of it comes from the per-step products
 #: (the dilated conv and the residual/skip 1x1): keeping the conditioning projection and the output
 #: 1x1 in float32 took teacher's 0.14 only to 0.10. The noise recovered from free-running int8 audio
 #: under the float32 forward correlates 0.990-0.995 with the noise that drove it.
-INT8_BOUND = {"mean_rms": 0.25, "mean_max": 1.0, "log_scale_rms": 0.005, "log_scale_max": 0.02}
+INT8_BOUND = {"mean_rms": 0.25, "mean_max": 1.0, "log_scale_rms": 0.02, "log_scale_max": 0.08}
 
 
 def int8_error(mean: torch.Tensor, log_scale: torch.Tensor, mean_ref: torch.Tensor,

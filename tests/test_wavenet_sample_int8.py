@@ -98,6 +98,42 @@ def test_accuracy_bound_trained_like(preset):
     assert why is None, f"{preset}: {why} ({err})"
 
 
+def test_accuracy_bound_trained_here(one_thread):
+    # a small teacher trained a few hundred Adam steps on chirps (its log-scale falls to about -2.5)
+    import math
+
+    from clarinet.losses import teacher_loss
+
+    torch.manual_seed(0)
+    m = GaussianWaveNet(layers=6, cycle=3, residual_channels=24, gate_channels=48, skip_channels=32, kernel_size=2,
+                        n_mels=C, upsample_strides=STRIDES)
+    m.backend = "reference"
+    t = torch.arange(1200) / 24000.0
+
+    def batch(seed):
+        g = torch.Generator().manual_seed(seed)
+        f0 = 150 + 400 * torch.rand(4, 1, generator=g)
+        x = 0.5 * torch.sin(2 * math.pi * (f0 * t + 300 * t ** 2)) + 0.01 * torch.randn(4, t.numel(), generator=g)
+        return x, torch.randn(4, C, t.numel() // HOP, generator=g) * 0.1 + f0[:, :, None] / 300
+
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    for step in range(200):
+        x, mel = batch(step)
+        loss = teacher_loss(m, x, mel)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    x, mel = batch(10 ** 6)
+    with torch.no_grad():
+        h = m.upsampler(mel)
+    p = pack_wavenet(m)
+    ref = wavenet_sample(p, h, teacher_forcing=x, backend="cpp")
+    assert ref[1].mean() < -1.5  # it learned something: the scale shrank from about 1
+    err = teacher_forced_error(p, h, x, ref)
+    assert within_bound(err, INT8_BOUND) is None, err
+
+
 @pytest.mark.parametrize("preset", ["teacher-small", "teacher"])
 def test_free_running_noise_recovered(preset):
     # the int8 sampler's own audio, under the float32 parallel forward, gives back the noise that drove it
