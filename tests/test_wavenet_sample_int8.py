@@ -170,6 +170,20 @@ def test_state_continues_the_sequence(K):
     torch.testing.assert_close(g, whole, rtol=0, atol=0)
 
 
+def test_threads_and_strided_inputs_give_the_same_samples():
+    m = small_model(2, 13, 38, 21, seed=8)
+    _, mel = data(3, 8)
+    with torch.no_grad():
+        h = m.upsampler(mel)
+    p = pack_wavenet(m)
+    noise = torch.randn(3, h.shape[2])
+    one = wavenet_sample(p, h, noise, backend="cpp", weight_dtype=torch.int8, num_threads=1)
+    wide = torch.randn(3, C, 2 * h.shape[2])
+    wide[..., ::2] = h  # a non-contiguous h
+    two = wavenet_sample(p, wide[..., ::2], noise, backend="cpp", weight_dtype=torch.int8, num_threads=2)
+    torch.testing.assert_close(two, one, rtol=0, atol=0)
+
+
 def test_no_int8_path_names_the_backend():
     m = small_model(2, 8, 14, 10)
     x, mel = data(1, 4)
