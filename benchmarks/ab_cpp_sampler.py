@@ -3,7 +3,8 @@
 Usage: OMP_NUM_THREADS=1 python benchmarks/ab_cpp_sampler.py [--presets teacher-small teacher]
        [--samples 24000] [--rounds 5] [--isa auto]
 Prints samples/s (median over rounds), x real time at 24 kHz, the fraction of the core's peak
-(clarinet.roofline) and the machine load before and after.
+multiply-add rate, the rate at which one core could merely read each sample's weights from a buffer
+inside / beyond L2 (clarinet.roofline), and the machine load before and after.
 """
 from __future__ import annotations
 
@@ -53,10 +54,13 @@ def main() -> None:
         for dt in DTYPES:
             n = roofline.sampler_counts(c["R"], c["G"], c["S"], c["C"], c["K"], c["layers"], dt)
             frac = roofline.core_fraction(rate[dt] * n["macs"], dt, roof)
+            bound = ", ".join(f"{int(k) >> 10} KiB reads {v / n['weight_bytes']:.0f}"
+                              for k, v in roof["read_bytes_per_s"].items())
             print(f"{preset:14s} {str(dt).replace('torch.', ''):8s} {rate[dt]:9.0f} samples/s  "
                   f"{rate[dt] / 24000:5.2f}x real time  {rate[dt] / rate[torch.float16]:4.2f}x float16  "
                   f"{n['macs'] / 1e3:.0f}k MACs {n['weight_bytes'] / 1e6:.2f} MB/sample  "
-                  f"{100 * frac:4.1f}% of core peak" + (f"  ({samplers[dt].int8_isa(args.isa)})" if dt == torch.int8 else ""))
+                  f"{100 * frac:4.1f}% of core peak; weight-stream bound ({bound}) samples/s"
+                  + (f"  ({samplers[dt].int8_isa(args.isa)})" if dt == torch.int8 else ""))
     print(f"load {os.getloadavg()}")
 
 

@@ -34,12 +34,20 @@ def sampler_counts(R: int, G: int, S: int, C: int, K: int, layers: int, dtype: t
     return {"macs": macs, "weight_bytes": weight_bytes}
 
 
+#: buffer sizes of the read-bandwidth sweep: inside a 1 MiB L2 (teacher-small's 0.67 MB of int8
+#: weights per step) and well outside it (teacher's 2.1 MB)
+READ_SIZES = (512 * 1024, 4 * 1024 * 1024)
+
+
 @functools.lru_cache(maxsize=1)
 def measure() -> dict:
-    """``{"fma_isa", "fma_macs_per_s", "vnni_isa", "vnni_macs_per_s"}`` of one core (0 when absent)."""
+    """``{"fma_isa", "fma_macs_per_s", "vnni_isa", "vnni_macs_per_s", "read_bytes_per_s"}`` of one
+    core (0 when absent); ``read_bytes_per_s``: ``{str(buffer bytes): bytes/s}`` for :data:`READ_SIZES`."""
     from . import _C
 
-    return dict(_C.roofline())
+    out = dict(_C.roofline(read_sizes=list(READ_SIZES)))
+    out["read_bytes_per_s"] = {str(k): v for k, v in out["read_bytes_per_s"].items()}  # JSON keys
+    return out
 
 
 def core_fraction(macs_per_s: float, dtype: torch.dtype, roof: dict, threads: int = 1) -> float | None:

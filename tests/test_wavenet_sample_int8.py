@@ -224,6 +224,7 @@ def test_bench_int8_rows_checked_counted_and_placed_on_the_roofline(monkeypatch)
     assert 0 < ok["core_fraction"] < 1.5
     roof = roofline.measure()
     assert roof["fma_macs_per_s"] > 0 or roof["fma_isa"] == "none"
+    assert set(roof["read_bytes_per_s"]) == {str(n) for n in roofline.READ_SIZES}
     assert "int8" in rows["cuda"]["reason"]
     # an int8 sampler outside the documented bound is reported, not timed
     ws = importlib.import_module("clarinet.ops.wavenet_sample")

@@ -3,12 +3,17 @@
 // Each loop runs 16 independent accumulator chains (enough to cover the FMA / vpdpbusd latency at
 // full throughput), is lengthened until one run takes >= min_seconds, and the best of `repeats`
 // runs is kept. Rates are multiply-adds per second (a float32 FMA lane = 1, a vpdpbusd lane = 4).
+// Also the read bandwidth of one core from buffers of given sizes (sequential 64-byte loads summed
+// into 8 accumulators, the buffer swept again and again): what a sampler whose weights per step
+// do not fit in L2 can stream.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -74,6 +79,37 @@ __attribute__((target("avx2,avxvnni"))) double vnni256(int64_t n) {
 }
 #endif
 
+#if defined(CLARINET_X86)
+const int8_t* g_stream = nullptr;
+int64_t g_stream_bytes = 0;
+
+// Bytes read: n sweeps over g_stream (g_stream_bytes, a multiple of 512).
+__attribute__((target("avx512f"))) double sweep512(int64_t n) {
+  __m512i a[8];
+  for (int j = 0; j < 8; ++j) a[j] = _mm512_setzero_si512();
+  for (int64_t r = 0; r < n; ++r)
+    for (const int8_t* p = g_stream; p < g_stream + g_stream_bytes; p += 512)
+      for (int j = 0; j < 8; ++j) a[j] = _mm512_add_epi32(a[j], _mm512_loadu_si512(p + 64 * j));
+  __m512i s = a[0];
+  for (int j = 1; j < 8; ++j) s = _mm512_add_epi32(s, a[j]);
+  g_sink_i = _mm512_reduce_add_epi32(s);
+  return static_cast<double>(n) * g_stream_bytes;
+}
+
+__attribute__((target("avx2"))) double sweep256(int64_t n) {
+  __m256i a[8];
+  for (int j = 0; j < 8; ++j) a[j] = _mm256_setzero_si256();
+  for (int64_t r = 0; r < n; ++r)
+    for (const int8_t* p = g_stream; p < g_stream + g_stream_bytes; p += 256)
+      for (int j = 0; j < 8; ++j)
+        a[j] = _mm256_add_epi32(a[j], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * j)));
+  __m256i s = a[0];
+  for (int j = 1; j < 8; ++j) s = _mm256_add_epi32(s, a[j]);
+  g_sink_i = _mm256_extract_epi32(s, 0);
+  return static_cast<double>(n) * g_stream_bytes;
+}
+#endif
+
 // Multiply-adds per second of `loop`, lengthened until a run takes min_seconds; best of repeats.
 double rate(double (*loop)(int64_t), double min_seconds, int repeats) {
   using clock = std::chrono::steady_clock;
@@ -95,8 +131,9 @@ double rate(double (*loop)(int64_t), double min_seconds, int repeats) {
   return best;
 }
 
-py::dict roofline(double min_seconds, int repeats) {
+py::dict roofline(double min_seconds, int repeats, std::vector<int64_t> read_sizes) {
   py::dict out;
+  py::dict reads;  // buffer bytes -> bytes read per second
   out["fma_isa"] = "none";
   out["fma_macs_per_s"] = 0.0;
   out["vnni_isa"] = "none";
@@ -120,7 +157,19 @@ py::dict roofline(double min_seconds, int repeats) {
     vnni = rate(vnni256, min_seconds, repeats);
     visa = "avxvnni";
   }
+  std::vector<double> read_rates;
+  const bool avx2 = __builtin_cpu_supports("avx2");
+  for (int64_t size : read_sizes) {
+    const int64_t bytes = std::max<int64_t>(512, size / 512 * 512);
+    std::vector<int8_t> buf(static_cast<size_t>(bytes), 1);
+    g_stream = buf.data();
+    g_stream_bytes = bytes;
+    const bool z = __builtin_cpu_supports("avx512f");
+    read_rates.push_back(z ? rate(sweep512, min_seconds, repeats) : avx2 ? rate(sweep256, min_seconds, repeats) : 0.0);
+  }
   py::gil_scoped_acquire acquire;
+  for (size_t i = 0; i < read_sizes.size(); ++i) reads[py::int_(read_sizes[i])] = read_rates[i];
+  out["read_bytes_per_s"] = reads;
   out["fma_isa"] = fisa;
   out["fma_macs_per_s"] = fma;
   out["vnni_isa"] = visa;
@@ -128,6 +177,8 @@ py::dict roofline(double min_seconds, int repeats) {
 #else
   (void)min_seconds;
   (void)repeats;
+  (void)read_sizes;
+  out["read_bytes_per_s"] = reads;
 #endif
   return out;
 }
@@ -136,6 +187,8 @@ py::dict roofline(double min_seconds, int repeats) {
 
 void register_roofline(py::module_& m) {
   m.def("roofline", &roofline, py::arg("min_seconds") = 0.05, py::arg("repeats") = 3,
+        py::arg("read_sizes") = std::vector<int64_t>{},
         "Single-thread peak multiply-adds per second: float32 FMA (fma_isa, fma_macs_per_s) and int8 "
-        "vpdpbusd (vnni_isa, vnni_macs_per_s), from calibrated loops of 16 independent chains.");
+        "vpdpbusd (vnni_isa, vnni_macs_per_s), from calibrated loops of 16 independent chains; "
+        "read_bytes_per_s: {buffer bytes: bytes read per second} for each of read_sizes.");
 }
