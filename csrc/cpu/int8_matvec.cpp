@@ -204,10 +204,13 @@ __attribute__((target("avx512f,avx512vnni"))) inline void block512(const QMatrix
   __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const int64_t groups = m.groups, ld = 64 * NACC;  // the panel of these 16 * NACC outputs
   const int8_t* w = m.q.data() + 4 * groups * o0;
+  const int64_t ahead = m.prefetch_nt * ld;
   for (int64_t g = 0; g < groups; ++g, w += ld) {
     int32_t b4;
     std::memcpy(&b4, u + 4 * g, 4);
     const __m512i b = _mm512_set1_epi32(b4);
+    if (ahead)  // past the end of the panel it touches the next one (or the padding): harmless
+      for (int j = 0; j < NACC; ++j) _mm_prefetch(reinterpret_cast<const char*>(w + ahead + 64 * j), _MM_HINT_NTA);
     dpbusd(a0, b, w);
     if (NACC > 1) dpbusd(a1, b, w + 64);
     if (NACC > 2) {

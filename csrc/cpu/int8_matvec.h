@@ -25,6 +25,9 @@ struct QMatrix {
   std::vector<int8_t> q;
   std::vector<float> scale;       // (nout_pad,), 0 in the padding
   std::vector<int32_t> shift;     // (nout_pad,): 128 * sum_i q[i, o], the offset of signed activations
+  // > 0: the AVX-512 kernel prefetches this many groups ahead with the non-temporal hint (for
+  // weights that are streamed from beyond L2 every step; see WaveNetSampler); 0: no prefetch
+  int prefetch_nt = 0;
   static QMatrix quantize(const float* W, int64_t nin, int64_t nout);  // W row-major (nin, nout)
   int64_t bytes() const { return static_cast<int64_t>(q.size()); }
 };
