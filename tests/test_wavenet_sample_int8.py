@@ -221,6 +221,8 @@ def test_bench_int8_rows_checked_counted_and_placed_on_the_roofline(monkeypatch)
     assert ok["status"] == "ok" and ok["dtype"] == "int8", ok
     counts = roofline.sampler_counts(64, 128, 128, 80, 2, 20, torch.int8)
     assert ok["macs_per_sample"] == counts["macs"] == 20 * (2 * 64 * 128 + 80 * 128 + 64 * 192) + 128 * 128 + 256 + 64
+    assert round(counts["weight_bytes"] / 1e6, 2) == 0.67  # the README's figure: a quarter of float32's
+    assert roofline.sampler_counts(64, 128, 128, 80, 2, 20)["weight_bytes"] > 3.5 * counts["weight_bytes"]
     assert 0 < ok["core_fraction"] < 1.5
     roof = roofline.measure()
     assert roof["fma_macs_per_s"] > 0 or roof["fma_isa"] == "none"
