@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["INT8_BOUND", "int8_error", "trained_like_", "teacher_forced_error"]
+__all__ = ["INT8_BOUND", "int8_error", "teacher_forced_error", "trained_like_", "within_bound"]
 
 #: Bounds on the teacher-forced int8 error (see :func:`int8_error`), checked by
 #: tests/test_wavenet_sample_int8.py on :func:`trained_like_` teacher-small and teacher (log-scale

@@ -153,7 +153,8 @@ def cases(ops=OPS, configs=tuple(CONFIGS), modes=PASSES, dtype=torch.float16, si
                     T1, sweep = SAMPLING_SIZES[op][size]
                     low = dtype if dtype != torch.float32 else torch.float16
                     int8 = (torch.int8,) if op == "ar_sampling" else ()  # the cpp sampler's int8 weights
-                    out += [Case(op, p, "fwd", dt, dict(B=b, T=t, preset=p), 0.0, 0.0) for dt in (torch.float32, low, *int8)
+                    out += [Case(op, p, "fwd", dt, dict(B=b, T=t, preset=p), 0.0, 0.0)
+                            for dt in (torch.float32, low, *int8)
                             for p in SAMPLING_PRESETS[op] if p in configs for b, t in ((1, T1), *sweep)]
             elif op in STEP_PRESETS:  # float32 training steps (a 16-bit model would need its own recipe)
                 if mode == "fwd+bwd":

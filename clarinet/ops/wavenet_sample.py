@@ -105,9 +105,9 @@ class PackedWaveNet:
             layers = [tuple(t[f"layers.{i}.{n}"].numpy() for n in ("w_dil", "b_dil", "w_cond", "w_rs", "b_rs"))
                       for i in range(c["layers"])]
             self._cpp[key] = _C.WaveNetSampler(c["R"], c["G"], c["S"], c["K"], c["C"], list(c["dilations"]),
-                                                t["w_in"].numpy(), t["b_in"].numpy(), layers, t["w_out1"].numpy(),
-                                                t["b_out1"].numpy(), t["w_out2"].numpy(), t["b_out2"].numpy(),
-                                                half_weights=bool(half) and not int8, int8_weights=int8)
+                                               t["w_in"].numpy(), t["b_in"].numpy(), layers, t["w_out1"].numpy(),
+                                               t["b_out1"].numpy(), t["w_out2"].numpy(), t["b_out2"].numpy(),
+                                               half_weights=bool(half) and not int8, int8_weights=int8)
         return self._cpp[key]
 
 
@@ -382,11 +382,12 @@ def wavenet_sample(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[torch
         if half:  # the values are exact in float32; the C++ loop reads float32 data
             h, src = h.float(), src.float()
         int8 = weight_dtype == torch.int8
-        packed.cpp(half and not int8, int8=int8).run(h.detach().numpy(), None if forced else src.detach().numpy(),
-                             src.detach().numpy() if forced else None, x.numpy(), mean.numpy(), log_scale.numpy(),
-                             temperature, log_scale_min, int(chunk), int(num_threads),
-                             state=None if state is None else state.buffers.numpy(),
-                             step0=0 if state is None else state.step)
+        sampler = packed.cpp(half and not int8, int8=int8)
+        sampler.run(h.detach().numpy(), None if forced else src.detach().numpy(),
+                    src.detach().numpy() if forced else None, x.numpy(), mean.numpy(), log_scale.numpy(),
+                    temperature, log_scale_min, int(chunk), int(num_threads),
+                    state=None if state is None else state.buffers.numpy(),
+                    step0=0 if state is None else state.step)
     if state is not None:
         state.step += T
     return (mean, log_scale) if forced else x

@@ -534,8 +534,9 @@ struct Layer {
 // order at every SIMD level): the small float products of the int8 sampler, the same on every level.
 // Cloned for FMA CPUs (std::fma is exact either way; without the clone it is a libm call, 1.5 % of
 // the int8 teacher-small sampler's time).
-__attribute__((target_clones("fma", "default"))) void matvec_acc_fma(const float* __restrict W, int64_t ldw, const float* __restrict x, int64_t nin,
-                    float* __restrict acc, int64_t nout) {
+__attribute__((target_clones("fma", "default"))) void matvec_acc_fma(const float* __restrict W, int64_t ldw,
+                                                                      const float* __restrict x, int64_t nin,
+                                                                      float* __restrict acc, int64_t nout) {
   for (int64_t o = 0; o < nout; ++o) {
     float a = acc[o];
     for (int64_t i = 0; i < nin; ++i) a = std::fma(x[i], W[i * ldw + o], a);
@@ -753,8 +754,8 @@ class WaveNetSampler {
       mv(w.data() + offset, ldw, x, nin, acc, nout);
   }
 
-  void run_one(const Kernels& kern, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo, float* lo,
-               int64_t T, float temp, float lsmin, int64_t n_chunk, float* state, int64_t step0) const {
+  void run_one(const Kernels& kern, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo,
+               float* lo, int64_t T, float temp, float lsmin, int64_t n_chunk, float* state, int64_t step0) const {
     const int64_t R = R_, G = G_, S = S_, K = K_, C = C_, G2 = G / 2, NL = static_cast<int64_t>(layers_.size());
     const float skip_scale = std::sqrt(1.0f / static_cast<float>(NL));
     // ring buffers (zero = the reference's zero-initialised history), conditioning chunk, scratch
