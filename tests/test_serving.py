@@ -209,3 +209,15 @@ def test_synthesize_list(student_vocoder):
         m.synthesize(texts, noise=noise[:2], progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         m.synthesize(texts, batch_size=0, progress=False)
+
+
+def test_ar_frame_lengths_with_int8_weights():
+    # the C++ sampler's int8 weights (issue 10) take the same per-row lengths and clip
+    m = _loud(teacher(seed=9), 0.7)
+    frames = [3, 5, 1]
+    mel, noise = padded_batch(frames, seed=7)
+    kw = dict(progress=False, backend="cpp", sample_dtype=torch.int8, span=7)
+    out = m.generate(mel, noise=noise, frame_lengths=frames, **kw)
+    assert out.abs().max() <= 1.0
+    _check_rows_alone(out, frames, lambda b, f: m.generate(mel[b:b + 1, :, :f], noise=noise[b:b + 1, :f * HOP], **kw),
+                      1e-5)

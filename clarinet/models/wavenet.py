@@ -456,6 +456,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         dtype the sampler runs in (default the model's): the conditioning and noise are rounded to it
         and the backend uses its weights in it, e.g. ``torch.float16`` for the C++ sampler's float16
         weights (half the bytes per sample) or the GPU samplers' 16-bit paths; outputs are float32.
+        ``torch.int8``: the C++ sampler's int8 weights (``wavenet_sample(weight_dtype=torch.int8)``;
+        conditioning and noise stay float32; other backends raise).
 
         ``clip`` (default 1.0): each sample is clamped to ``[-clip, clip]`` before it is fed back
         (every backend; ``None``: off). A non-finite sample raises
@@ -501,9 +503,11 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
             _positive_int("chunk", chunk)
         _positive_int("span", span)
         B, T = noise.shape
-        if sample_dtype is not None and not (isinstance(sample_dtype, torch.dtype) and sample_dtype.is_floating_point):
-            raise TypeError(f"sample_dtype: expected a floating-point torch.dtype, got {sample_dtype!r}")
-        run_dtype = sample_dtype or mel.dtype
+        int8 = sample_dtype == torch.int8  # int8 weights, float32 inputs
+        if sample_dtype is not None and not int8 and not (isinstance(sample_dtype, torch.dtype)
+                                                          and sample_dtype.is_floating_point):
+            raise TypeError(f"sample_dtype: expected a floating-point torch.dtype or torch.int8, got {sample_dtype!r}")
+        run_dtype = torch.float32 if int8 else sample_dtype or mel.dtype
         packed = pack_wavenet(self)
         backend = resolve_backend(packed, mel.new_empty(B, self.n_mels, 0, dtype=run_dtype), backend)
         state_dtype = mel.dtype if backend == "reference" else torch.float32
@@ -513,36 +517,34 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
             for a in range(0, T, span):
                 e = min(a + span, T)
                 with named_range("clarinet.generate.span"):
+                    kw = dict(temperature=temperature, log_scale_min=log_scale_min, backend=backend, chunk=chunk,
+                              clip=clip, weight_dtype=torch.int8 if int8 else None)
                     if frames is None:
                         h = self.upsampler.forward_range(mel, a, e).to(run_dtype)
-                        x = wavenet_sample(packed, h, noise[:, a:e].to(run_dtype), temperature=temperature,
-                                           log_scale_min=log_scale_min, backend=backend, chunk=chunk, state=state,
-                                           clip=clip)
+                        x = wavenet_sample(packed, h, noise[:, a:e].to(run_dtype), state=state, **kw)
                     else:
-                        x = self._span_of_rows(packed, mel, noise, frames, state, a, e, run_dtype, backend,
-                                               temperature=temperature, log_scale_min=log_scale_min, chunk=chunk,
-                                               clip=clip)
+                        x = self._span_of_rows(packed, mel, noise, frames, state, a, e, run_dtype, **kw)
                 bar.update(e - a)
                 yield x
 
-    def _span_of_rows(self, packed, mel, noise, frames, state, a: int, e: int, run_dtype, backend: str,
-                      **kw) -> torch.Tensor:
+    def _span_of_rows(self, packed, mel, noise, frames, state, a: int, e: int, run_dtype, **kw) -> torch.Tensor:
         """Samples ``[a, e)`` of a batch with ``frames`` per row: only the rows still running are sampled
         (their state gathered and scattered back), each on its own conditioning, with the steps left in
-        each as ``lengths``; the finished rows' samples are zero. Advances ``state.step`` to ``e``."""
+        each as ``lengths``; the finished rows' samples are zero. Advances ``state.step`` to ``e``. ``kw``:
+        :func:`~clarinet.ops.wavenet_sample.wavenet_sample`'s keywords (``backend`` among them)."""
         from ..ops.wavenet_sample import NonFiniteSampleError, SamplerState, wavenet_sample
 
         B = mel.shape[0]
         ends = frames * self.hop_length
         rows = (ends > a).nonzero().flatten()
-        x = mel.new_zeros(B, e - a, dtype=run_dtype if backend == "reference" else torch.float32)
+        x = mel.new_zeros(B, e - a, dtype=run_dtype if kw["backend"] == "reference" else torch.float32)
         if len(rows):
             steps = (ends[rows] - a).clamp(max=e - a)
             dev_rows = rows.to(mel.device)
             h = ragged_conditioning(self.upsampler, mel, frames, rows, a, e).to(run_dtype)
             sub = state if len(rows) == B else SamplerState(state.buffers[dev_rows], state.step)
             try:
-                x[dev_rows] = wavenet_sample(packed, h, noise[dev_rows, a:e].to(run_dtype), backend=backend, state=sub,
+                x[dev_rows] = wavenet_sample(packed, h, noise[dev_rows, a:e].to(run_dtype), state=sub,
                                              lengths=None if bool((steps == e - a).all()) else steps,
                                              **kw).to(x.dtype)
             except NonFiniteSampleError as err:  # name the row of the caller's batch
