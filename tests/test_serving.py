@@ -221,3 +221,34 @@ def test_ar_frame_lengths_with_int8_weights():
     assert out.abs().max() <= 1.0
     _check_rows_alone(out, frames, lambda b, f: m.generate(mel[b:b + 1, :, :f], noise=noise[b:b + 1, :f * HOP], **kw),
                       1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_gpu_samplers_frame_lengths_clip_and_nan(backend):
+    """On a GPU: the persistent CUDA sampler and the Triton one take frame_lengths, clip and report NaN."""
+    m = teacher(seed=3, device="cuda")
+    frames = [5, 2, 4]
+    mel, noise = (t.cuda() for t in padded_batch(frames))
+    if backend == "cuda":
+        from clarinet import _cuda_ops
+
+        with torch.no_grad():
+            why = _cuda_ops.wavenet_sample_unsupported(pack_wavenet(m), m.upsampler(mel))
+        if why is not None:
+            pytest.skip(why)
+    out = _generate(m, mel, noise, backend, frame_lengths=frames, span=7)
+    _check_rows_alone(out, frames, lambda b, f: _generate(m, mel[b:b + 1, :, :f], noise[b:b + 1, :f * HOP], backend,
+                                                          span=7), 1e-4)
+    torch.testing.assert_close(out, _generate(m, mel, noise, "reference", frame_lengths=frames, span=7),
+                               rtol=1e-4, atol=1e-4)
+    loud = _loud(teacher(seed=7, device="cuda"), 100.0)
+    x = _generate(loud, mel, noise, backend)
+    assert torch.equal(x.abs(), torch.ones_like(x))
+    with pytest.raises(NonFiniteSampleError, match="row 0 at step 0"):
+        _generate(loud, mel, noise, backend, clip=None)
+    mel[1, 2, 3] = float("nan")  # in row 1's padding (it has 2 frames): never read
+    _generate(m, mel, noise, backend, frame_lengths=frames, span=7)
+    mel[2, 2, 3] = float("nan")  # in row 2's last frame
+    with pytest.raises(NonFiniteSampleError, match="row 2 at step"):
+        _generate(m, mel, noise, backend, frame_lengths=frames, span=7)
