@@ -1,5 +1,5 @@
 """The ``clarinet`` command line: ``clarinet bench``, ``clarinet train-teacher``, ``clarinet train-student``,
-``clarinet train-text2wave``, ``clarinet synthesize`` (also ``python -m clarinet ...``; the training commands
+``clarinet train-text2wave``, ``clarinet synthesize``, ``clarinet vocode`` (:mod:`clarinet.vocode`) (also ``python -m clarinet ...``; the training commands
 run under ``torchrun`` for several processes)."""
 from __future__ import annotations
 
@@ -68,7 +68,10 @@ def _bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import bench
 
+    from . import __version__, vocode
+
     p = argparse.ArgumentParser(prog="clarinet", description="ClariNet kernels and models")
+    p.add_argument("--version", action="version", version=f"clarinet {__version__} (torch {torch.__version__})")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="benchmark the ops on this machine (checks each backend against the reference first)")
     b.add_argument("--ops", nargs="+", choices=bench.OPS, default=list(bench.OPS))
@@ -90,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_bench)
     _add_train_parsers(sub)
     _add_synthesize_parser(sub)
+    vocode.add_parser(sub)
     return p
 
 
