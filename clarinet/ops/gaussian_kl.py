@@ -105,6 +105,7 @@ def gaussian_kl(
 
     evaluated in a form that stays finite for log-scales in [-7, 10] and mean
     gaps up to 1e3. ``q`` is the student (IAF) and ``p`` the teacher.
+    ``reg_weight`` >= 0 (ValueError otherwise; 0 gives the plain KL).
 
     Shapes: the four inputs share any one shape (no broadcasting), dtype
     (float32, float16 or bfloat16; float64 with the reference backend) and
@@ -128,6 +129,8 @@ def gaussian_kl(
     device, dtype = _checks.same_device_and_dtype(named)
     log_scale_min = _checks.finite_float("log_scale_min", log_scale_min)
     reg_weight = _checks.finite_float("reg_weight", reg_weight)
+    if reg_weight < 0:  # a negative weight rewards a log-scale gap: the loss is unbounded below
+        raise ValueError(f"reg_weight: expected a number >= 0 (0 disables the regulariser), got {reg_weight}")
     _checks.choice("reduction", reduction, REDUCTIONS)
     name = _backend.resolve("gaussian_kl", backend, device, dtype, _checks.needs_grad(*named.values()))
     if name == "reference" or mean_q.numel() == 0:
