@@ -14,7 +14,7 @@ import torch
 from ._backend import BACKENDS
 from ._compat import tf32_disabled
 from .losses import KL_KINDS
-from .train import SCHEDULES
+from .train import SCHEDULES, StudentConfig, TeacherConfig, Text2WaveConfig
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -74,12 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"clarinet {__version__} (torch {torch.__version__})")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="benchmark the ops on this machine (checks each backend against the reference first)")
-    b.add_argument("--ops", nargs="+", choices=bench.OPS, default=list(bench.OPS))
+    b.add_argument("--ops", nargs="+", choices=bench.OPS, default=list(bench.OPS), metavar="OP",
+                   help="what to time (default all): the ops wavenet_layer, gaussian_nll, gaussian_kl, iaf_flow_head; "
+                        "teacher_step / student_step (a training step's loss forward and backward); ar_sampling / "
+                        "iaf_sampling (generation rates of the teacher's samplers and of the student)")
     b.add_argument("--configs", nargs="+", choices=list(bench.CONFIGS), default=list(bench.CONFIGS),
                    help="wavenet_layer configurations (the reference configurations of the README)")
-    b.add_argument("--modes", nargs="+", choices=bench.PASSES, default=list(bench.PASSES))
+    b.add_argument("--modes", nargs="+", choices=bench.PASSES, default=list(bench.PASSES),
+                   help="the ops' passes: fwd, or fwd+bwd (forward and backward); default both")
     b.add_argument("--backends", nargs="+", choices=bench.BENCH_BACKENDS, default=list(bench.BENCH_BACKENDS),
-                   help="compile = torch.compile of the reference")
+                   help="backends to time, each checked against the reference first (default all; those that cannot run "
+                        "here are listed as not run): "
+                        "reference, compile (torch.compile of the reference), triton, cuda, cpp (the C++ sampler)")
     b.add_argument("--dtype", choices=list(DTYPES), help="default: float16 on a GPU, float32 on the CPU")
     b.add_argument("--size", choices=list(bench.SIZES), help="(batch, samples); default: full on a GPU, small on the CPU")
     b.add_argument("--device", help="default: cuda when available, else cpu")
@@ -135,7 +141,7 @@ def _add_train_parsers(sub) -> None:
                                    "*.wav files). Run under torchrun for several processes. Settings: defaults, "
                                    "then --config FILE.json, then flags.")
     t.add_argument("data_dir", metavar="DATA_DIR", help="LJSpeech folder (metadata.csv + wavs/) or a folder of .wav files")
-    _add_common_flags(t, preset_help="teacher or teacher-small (default teacher)", sizes=_TEACHER_SIZES)
+    _add_common_flags(t, TeacherConfig, preset_help="teacher or teacher-small (default teacher)", sizes=_TEACHER_SIZES)
     t.add_argument("--log-scale-min", type=float, help="floor of the predicted log-scale in the likelihood (default -9)")
     t.set_defaults(func=_train_teacher, _sizes=_TEACHER_SIZES)
 
@@ -145,8 +151,10 @@ def _add_train_parsers(sub) -> None:
                                    "checkpoint has them; frozen). Settings: defaults, then --config FILE.json, "
                                    "then flags.")
     s.add_argument("data_dir", metavar="DATA_DIR", help="LJSpeech folder (metadata.csv + wavs/) or a folder of .wav files")
-    s.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (from train-teacher); required")
-    _add_common_flags(s, preset_help="student (default)", sizes=_STUDENT_SIZES)
+    s.add_argument("--teacher", metavar="CKPT",
+                   help="teacher checkpoint: a GaussianWaveNet (train-teacher) or a TextToWave (train-text2wave), "
+                        "whose vocoder is then distilled; required")
+    _add_common_flags(s, StudentConfig, preset_help="student (default)", sizes=_STUDENT_SIZES)
     s.add_argument("--kl-weight", type=float, help="weight of the KL term (default 1)")
     s.add_argument("--stft-weight", type=float, help="weight of the STFT magnitude loss (default 1)")
     s.add_argument("--reg-weight", type=float, help="lambda of the (log sigma_p - log sigma_q)^2 regulariser (default 4)")
@@ -163,10 +171,9 @@ def _add_train_parsers(sub) -> None:
                                    "--config FILE.json, then flags.")
     w.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="LJSpeech folder (or give --data)")
     w.add_argument("--data", dest="data_dir", metavar="DIR", help="LJSpeech folder (metadata.csv + wavs/)")
-    _add_common_flags(w, preset_help="text2wave (default) or text2wave-tiny", sizes=_TEXT2WAVE_SIZES,
-                      common_sizes=False, segment_help="vocoder segment per utterance in samples, a multiple of the "
-                                                       "hop (default 7200)", batch_help="utterances per step per "
-                                                                                       "process (default 16)")
+    _add_common_flags(w, Text2WaveConfig, preset_help="text2wave (default) or text2wave-tiny", sizes=_TEXT2WAVE_SIZES,
+                      common_sizes=False, segment_help="vocoder segment per utterance in samples, a multiple of the hop",
+                      batch_help="utterances per step per process")
     w.add_argument("--mel-weight", type=float, help="weight of the log-mel L1 (default 1)")
     w.add_argument("--linear-weight", type=float, help="weight of the log-linear L1 (default 1)")
     w.add_argument("--done-weight", type=float, help="weight of the end-flag cross-entropy (default 1)")
@@ -178,32 +185,37 @@ def _add_train_parsers(sub) -> None:
     w.set_defaults(func=_train_text2wave, _sizes=_TEXT2WAVE_SIZES, _common_sizes=[])
 
 
-def _add_common_flags(p, *, preset_help, sizes, common_sizes=True,
-                      segment_help="audio samples per training segment, a multiple of the hop (default 7200)",
-                      batch_help="segments per step per process (default 8)") -> None:
+def _add_common_flags(p, config_cls, *, preset_help, sizes, common_sizes=True,
+                      segment_help="audio samples per training segment, a multiple of the hop",
+                      batch_help="segments per step per process") -> None:
+    import dataclasses
+
+    d = {f.name: f.default for f in dataclasses.fields(config_cls)}  # the help shows the command's own defaults
     p.add_argument("--out", dest="out_dir", metavar="DIR", help="output folder: checkpoints, train-log.jsonl; required")
     p.add_argument("--config", dest="_config", metavar="FILE.json",
                    help="JSON object of settings (the field names of the config dataclass); flags override it")
     p.add_argument("--preset", help=preset_help)
     for flag, _, help_ in sizes + (_COMMON_SIZES if common_sizes else []):
         p.add_argument(flag, type=int, metavar="N", dest="_size_" + flag[2:].replace("-", "_"), help=help_ + " (default: the preset's)")
-    p.add_argument("--segment-samples", type=int, help=segment_help)
-    p.add_argument("--batch-size", type=int, help=batch_help)
-    p.add_argument("--steps", type=int, help="total optimizer steps (default 200000)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    p.add_argument("--segment-samples", type=int, help=f"{segment_help} (default {d['segment_samples']})")
+    p.add_argument("--batch-size", type=int, help=f"{batch_help} (default {d['batch_size']})")
+    p.add_argument("--steps", type=int, help=f"total optimizer steps (default {d['steps']})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d['lr']:g})")
     p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="AdamW betas (default 0.9 0.999)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay of matrices (default 0)")
     p.add_argument("--schedule", choices=SCHEDULES,
-                   help="after warm-up: halve every --lr-half-life steps, cosine to --min-lr, or constant (default exponential)")
-    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 1000)")
-    p.add_argument("--lr-half-life", type=int, help="exponential schedule: steps per halving (default 200000)")
-    p.add_argument("--min-lr", type=float, help="learning-rate floor after warm-up (default 1e-6)")
-    p.add_argument("--clip", type=float, help="gradient clipping max norm; 0 disables (default 1)")
-    p.add_argument("--ema", type=float, help="EMA decay of the weights; 0 disables (default 0.9999)")
+                   help="after warm-up: halve every --lr-half-life steps, cosine to --min-lr, or constant "
+                        f"(default {d['schedule']})")
+    p.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps (default {d['warmup_steps']})")
+    p.add_argument("--lr-half-life", type=int, help=f"exponential schedule: steps per halving (default {d['lr_half_life']})")
+    p.add_argument("--min-lr", type=float, help=f"learning-rate floor after warm-up (default {d['min_lr']:g})")
+    p.add_argument("--clip", type=float, help=f"gradient clipping max norm; 0 disables (default {d['clip']:g})")
+    p.add_argument("--ema", type=float, help=f"EMA decay of the weights; 0 disables (default {d['ema']:g})")
     p.add_argument("--bf16", action="store_const", const=True, help="bf16 autocast (CUDA only; ignored on the CPU)")
-    p.add_argument("--log-every", type=int, help="steps between log lines (default 100)")
-    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (default 5000); one is also written at the end")
-    p.add_argument("--keep", type=int, help="checkpoints kept (the newest; default 5)")
+    p.add_argument("--log-every", type=int, help=f"steps between log lines (default {d['log_every']})")
+    p.add_argument("--ckpt-every", type=int,
+                   help=f"steps between checkpoints (default {d['ckpt_every']}); one is also written at the end")
+    p.add_argument("--keep", type=int, help=f"checkpoints kept (the newest; default {d['keep']})")
     p.add_argument("--seed", type=int, help="seed of weights, data order, segments and noise (default 0)")
     p.add_argument("--backend", choices=BACKENDS, help="op backend (default auto)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cuda when available; under torchrun cuda:LOCAL_RANK)")

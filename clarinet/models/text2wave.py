@@ -534,7 +534,8 @@ class TextToWave(_PresetMixin, nn.Module):
             bar.close()
             if not finished:
                 warnings.warn(f"infer: no end of utterance within max_frames={max_frames} frames; the audio is "
-                              "cut there (raise max_frames if the text is long)", RuntimeWarning, stacklevel=2)
+                              "cut there (raise max_frames if the text is long)", RuntimeWarning,
+                              stacklevel=3)  # the caller of infer, past torch.no_grad's wrapper
             hidden = torch.cat(hiddens, dim=2)
             mel = torch.cat(mels, dim=2)
             _, linear, cond = self.bridge(hidden)
