@@ -523,8 +523,47 @@ def environment(device: torch.device) -> dict:
         env["cuda"] = torch.version.cuda
     else:
         env["device"] = _cpu_name()
-        env["threads"] = torch.get_num_threads()
+    env.update(machine_load())
     return env
+
+
+def machine_load() -> dict:
+    """``threads`` (intra-op threads now), ``cpus_available`` (this process's CPUs) and ``load_avg``
+    (1, 5 and 15-minute load averages): a CPU timing means little without them."""
+    from ._threads import available_cpus
+
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    return dict(threads=torch.get_num_threads(), cpus_available=available_cpus(), load_avg=load)
+
+
+#: a case whose 20th-80th percentile range exceeds this fraction of its median is reported as noisy
+WIDE_SPREAD = 0.25
+
+
+def load_warning(load: dict) -> str | None:
+    """A warning when the 1-minute load average leaves fewer free CPUs than the threads in use."""
+    if not load.get("load_avg"):
+        return None
+    busy, cpus, threads = load["load_avg"][0], load["cpus_available"], load["threads"]
+    if busy + threads <= cpus + 0.5:
+        return None
+    return (f"the machine is busy: load average {busy:.1f} on {cpus} CPUs with {threads} threads of ours; CPU "
+            f"timings will be slow and noisy (run on an idle machine, or with --threads {max(1, int(cpus - busy))})")
+
+
+def spread_warnings(rows, limit: float = WIDE_SPREAD) -> list[str]:
+    """One line per timed row whose (p80 - p20) / median exceeds ``limit``."""
+    out = []
+    for r in rows:
+        if r.get("status") == "ok" and r.get("median_ms"):
+            spread = (r["p80_ms"] - r["p20_ms"]) / r["median_ms"]
+            if spread > limit:
+                out.append(f"{r['case']} {r['backend']}: spread {spread:.0%} of the median "
+                           f"(p20 {r['p20_ms']:.3g} ms, p80 {r['p80_ms']:.3g} ms): not a stable timing")
+    return out
 
 
 def _cpu_name() -> str:

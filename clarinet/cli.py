@@ -34,6 +34,9 @@ def _bench(args) -> int:
     print(f"clarinet bench on {env['device']} (torch {env['torch']}, triton {env['triton']}), "
           f"{len(cases)} cases, size {size} {bench.SIZES[size]}, {dtype}", file=sys.stderr)
     env["tf32"] = False  # float32 is full float32 for every backend, the references included
+    busy = bench.load_warning(env) if device.type == "cpu" else None
+    if busy:
+        print(f"warning: {busy}", file=sys.stderr)
     rows = []
     start = time.monotonic()
     with tf32_disabled():
@@ -46,6 +49,7 @@ def _bench(args) -> int:
                 continue
             rows += bench.run_case(case, args.backends, device, min_time=args.min_time)
             bench.write_record(args.out, env, rows)  # after every case: an interrupted run keeps its rows
+    env["load_avg_end"] = bench.machine_load()["load_avg"]
     bench.write_record(args.out, env, rows)
     print(bench.markdown_table(rows))
     rtf = bench.rtf_table(rows)
@@ -58,6 +62,8 @@ def _bench(args) -> int:
     skipped = {(r["backend"], r["reason"]) for r in rows if r["status"] == "skipped"}
     for backend, reason in sorted(skipped):
         print(f"not run: {backend}: {reason}")
+    for line in bench.spread_warnings(rows):
+        print(f"warning: {line}", file=sys.stderr)
     bad = [r for r in rows if r["status"] in ("wrong", "error")]
     for r in bad:
         print(f"FAILED: {r['case']} {r['backend']}: {r['status']}: {r['reason']}")
@@ -100,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parsers(sub)
     _add_synthesize_parser(sub)
     vocode.add_parser(sub)
+    for command in sub.choices.values():
+        command.add_argument("--threads", dest="_threads", default="auto", metavar="N",
+                             help="intra-op CPU threads: an integer, or auto (default) = the CPUs not busy "
+                                  "(CPUs minus the 1-minute load average, at least 1; left alone when "
+                                  "OMP_NUM_THREADS is set); README, 'Threads'")
     return p
 
 
@@ -421,8 +432,19 @@ def _synthesize(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    from ._threads import set_threads
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    before = torch.get_num_threads()
+    try:
+        set_threads(args._threads)
+    except ValueError as e:
+        parser.error(f"--threads: {e}")
+    try:
+        return args.func(args)
+    finally:  # main() called in-process (tests, notebooks) leaves the caller's setting as it was
+        torch.set_num_threads(before)
 
 
 if __name__ == "__main__":

@@ -125,3 +125,24 @@ def test_sampling_rows_check_before_timing(monkeypatch):
     rows = {r["backend"]: r for r in bench.run_case(case, ["reference", "cpp"], torch.device("cpu"), min_time=0.0)}
     assert rows["reference"]["status"] == "ok"
     assert rows["cpp"]["status"] == "wrong" and "median_ms" not in rows["cpp"]
+
+
+def test_record_has_threads_and_load_and_warns(tmp_path, capsys, monkeypatch):
+    """--threads is honoured and recorded with the load; a busy machine and a wide spread are warned of."""
+    out = tmp_path / "rec.json"
+    before = torch.get_num_threads()
+    monkeypatch.setattr(bench, "machine_load", lambda: dict(threads=torch.get_num_threads(), cpus_available=2,
+                                                            load_avg=[7.5, 6.0, 5.0]))
+    rc = cli.main(["bench", "--size", "tiny", "--backends", "reference", "--ops", "gaussian_nll", "--modes", "fwd",
+                   "--out", str(out), "--quiet", "--min-time", "0.01", "--device", "cpu", "--no-plot",
+                   "--threads", "1"])
+    assert rc == 0 and torch.get_num_threads() == before  # main() restores the caller's count
+    env = json.loads(out.read_text())["environment"]
+    assert env["threads"] == 1 and env["load_avg"] == [7.5, 6.0, 5.0] and env["load_avg_end"] == [7.5, 6.0, 5.0]
+    assert "the machine is busy: load average 7.5 on 2 CPUs" in capsys.readouterr().err
+    assert bench.load_warning(dict(threads=1, cpus_available=4, load_avg=[1.0, 1, 1])) is None
+    rows = [dict(case="c", backend="b", status="ok", median_ms=1.0, p20_ms=0.9, p80_ms=1.1),
+            dict(case="d", backend="b", status="ok", median_ms=1.0, p20_ms=0.8, p80_ms=1.5),
+            dict(case="e", backend="b", status="skipped")]
+    (line,) = bench.spread_warnings(rows)
+    assert line.startswith("d b: spread 70%")
