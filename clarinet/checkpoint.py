@@ -35,14 +35,17 @@ import torch
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "checkpoint_info",
     "checkpoint_name",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
     "load_model",
+    "model_from_checkpoint",
     "model_state",
     "prune_checkpoints",
     "save_checkpoint",
+    "save_step_checkpoint",
 ]
 
 FORMAT = "clarinet-checkpoint"
@@ -106,7 +109,7 @@ def save_checkpoint(path, *, model: torch.nn.Module, optimizer=None, scheduler=N
     ``model`` needs a ``.config`` dict of its constructor arguments (the clarinet models have one) so that
     :func:`load_model` can rebuild it; wrappers (DistributedDataParallel, ``torch.compile``) are unwrapped.
     ``optimizer`` and ``scheduler`` are saved through their ``state_dict()``; ``ema`` is an object with a
-    ``state_dict()`` (e.g. :class:`clarinet.train.EMA`) or such a dict. ``extra`` is any plain data
+    ``state_dict()`` (e.g. :class:`clarinet.training.EMA`) or such a dict. ``extra`` is any plain data
     (dicts, lists, numbers, strings, tensors). A value that ``weights_only`` loading could not read is
     refused with a TypeError before anything is written.
     """
@@ -243,15 +246,32 @@ def load_model(path, expected=None, *, ema: bool = True, map_location="cpu", **o
     ckpt = load_checkpoint(path, map_location=map_location)
     if expected is not None:
         check_kind(ckpt, expected, repr(str(path)))
+    model = model_from_checkpoint(ckpt, ema=ema, source=f"checkpoint {str(path)!r}", **overrides)
+    model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
+    return model.eval()
+
+
+def model_from_checkpoint(ckpt: Mapping, *, ema: bool = True, source: str = "checkpoint",
+                          **overrides) -> torch.nn.Module:
+    """The model of a loaded checkpoint (:func:`load_checkpoint`): its class (by ``kind``) built from its
+    config and ``overrides``, with its weights (EMA when ``ema`` and present), where the weights are.
+    ValueError (naming ``source``) when the weights do not fit."""
     cls = _model_class(ckpt["kind"])
     config = {**ckpt["config"], **overrides}
     model = cls(**config)
     try:
         model.load_state_dict(model_state(ckpt, ema=ema))
     except RuntimeError as e:
-        raise ValueError(f"checkpoint {str(path)!r}: weights do not fit a {cls.__name__}({config}): {e}") from e
-    model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
-    return model.eval()
+        raise ValueError(f"{source}: weights do not fit a {cls.__name__}({config}): {e}") from e
+    return model
+
+
+def checkpoint_info(ckpt: Mapping) -> dict:
+    """A loaded checkpoint without its weights and optimizer state (kind, config, step, extra, versions),
+    plus ``used_ema``: whether it holds EMA weights (which :func:`model_state` then prefers)."""
+    info = {k: v for k, v in ckpt.items() if k not in ("model", "ema", "optimizer", "scheduler")}
+    info["used_ema"] = bool((ckpt.get("ema") or {}).get("shadow"))
+    return info
 
 
 def list_checkpoints(folder) -> list[tuple[int, Path]]:
@@ -278,6 +298,14 @@ def latest_checkpoint(folder) -> Path | None:
             return p
         warnings.warn(f"skipping {str(p)!r}: not a complete checkpoint", RuntimeWarning, stacklevel=2)
     return None
+
+
+def save_step_checkpoint(folder, step: int, *, keep: int, **contents) -> Path:
+    """:func:`save_checkpoint` to ``folder/step-NNNNNN.pt`` (``contents``: its keywords but ``step``), then
+    :func:`prune_checkpoints` down to the newest ``keep``: how training rotates its checkpoints."""
+    path = save_checkpoint(Path(folder) / checkpoint_name(step), step=step, **contents)
+    prune_checkpoints(folder, keep)
+    return path
 
 
 def prune_checkpoints(folder, keep: int) -> list[Path]:

@@ -14,7 +14,7 @@ import torch
 from ._backend import BACKENDS
 from ._compat import tf32_disabled
 from .losses import KL_KINDS
-from .train import SCHEDULES, StudentConfig, TeacherConfig, Text2WaveConfig
+from .training import SCHEDULES, StudentConfig, TeacherConfig, Text2WaveConfig
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -271,7 +271,7 @@ def _setup_logging() -> None:
 
 
 def _run_training(args, config_cls, train_fn) -> int:
-    from .train import ConfigError
+    from .training import ConfigError
 
     values, config_file = _train_settings(args)
     _setup_logging()
@@ -287,19 +287,19 @@ def _run_training(args, config_cls, train_fn) -> int:
 
 
 def _train_teacher(args) -> int:
-    from .train import TeacherConfig, train_teacher
+    from .training import TeacherConfig, train_teacher
 
     return _run_training(args, TeacherConfig, train_teacher)
 
 
 def _train_student(args) -> int:
-    from .train import StudentConfig, train_student
+    from .training import StudentConfig, train_student
 
     return _run_training(args, StudentConfig, train_student)
 
 
 def _train_text2wave(args) -> int:
-    from .train import Text2WaveConfig, train_text2wave
+    from .training import Text2WaveConfig, train_text2wave
 
     return _run_training(args, Text2WaveConfig, train_text2wave)
 

@@ -8,6 +8,11 @@ features are sliced from the whole utterance's), and caches each utterance's log
 :class:`TextAudioDataset` pairs each LJSpeech utterance's text (encoded by a
 :class:`clarinet.text.Vocabulary`) with its audio and log-mel for the text-to-wave model;
 :func:`collate_text_audio` batches its items and draws the vocoder's training segments.
+
+One module (about 540 lines) on purpose: :class:`TextAudioDataset` is an :class:`AudioDataset` of the
+same folder plus the encoded texts (it reads audio and the log-mel cache through it), and both read
+the LJSpeech layout and share the cache format; apart, each half would reach into the other's
+internals.
 """
 from __future__ import annotations
 
@@ -332,7 +337,8 @@ class TextAudioDataset(Dataset):
     def __init__(self, root: Union[str, os.PathLike], cfg: AudioConfig = AudioConfig(),
                  vocab=None, *, max_text_length: Optional[int] = None,
                  cache_dir: Optional[Union[str, os.PathLike]] = None):
-        from .text import UnknownCharacterWarning, Vocabulary, default_vocabulary, _describe_chars
+        from .text import UnknownCharacterWarning, Vocabulary, default_vocabulary
+        from .text.vocabulary import _describe_chars
 
         root = Path(root)
         if not root.is_dir():

@@ -1,6 +1,6 @@
 """Triton backend of incremental (autoregressive) sampling of a ``GaussianWaveNet`` (``clarinet.ops.wavenet_sample``).
 
-One step ``t`` of the loop (the reference: ``clarinet.models.wavenet._StackStepper``), per batch row::
+One step ``t`` of the loop (the reference: ``clarinet.ops.wavenet_sample._StackStepper``), per batch row::
 
     x     = w_in * x_{t-1} + b_in                                   (R,)    x_{-1} = 0
     per layer l (dilation d, kernel K, ring of past layer inputs):

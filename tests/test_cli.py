@@ -3,7 +3,7 @@ import pytest
 
 from clarinet import __version__
 from clarinet.cli import build_parser, main
-from clarinet.train import StudentConfig, TeacherConfig, Text2WaveConfig
+from clarinet.training import StudentConfig, TeacherConfig, Text2WaveConfig
 
 
 def help_of(*argv):

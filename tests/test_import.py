@@ -63,3 +63,15 @@ def test_everything_but_audio_files_works_without_soundfile_and_soxr(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "(1, 600)" in res.stdout and "(1, 80, 10)" in res.stdout
     assert res.stdout.count("pip install soundfile") == 2, res.stdout
+
+
+def test_every_subpackage_is_installed():
+    # a non-editable install (a wheel) holds only the packages pyproject.toml lists
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "clarinet").rglob("__init__.py")}
+    found.add("clarinet.kernels")  # kernels/ is installed as clarinet.kernels (package-dir)
+    assert found <= listed, f"not in pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"

@@ -214,17 +214,17 @@ def test_ema_update():
 # train-student
 
 def test_student_trains_from_the_teacher_checkpoint_which_stays_frozen(corpus, teacher_ckpt, tmp_path, monkeypatch):
-    import clarinet.train
+    import clarinet.training.student
 
     digest = hashlib.sha256(teacher_ckpt.read_bytes()).hexdigest()
     loaded = {}
-    real_load_teacher = clarinet.train.load_teacher
+    real_load_teacher = clarinet.training.student.load_teacher
 
     def spy(*args, **kwargs):
         loaded["teacher"], loaded["info"] = real_load_teacher(*args, **kwargs)
         return loaded["teacher"], loaded["info"]
 
-    monkeypatch.setattr(clarinet.train, "load_teacher", spy)
+    monkeypatch.setattr(clarinet.training.student, "load_teacher", spy)
     out = tmp_path / "student"
     argv = ["train-student", str(corpus), "--teacher", str(teacher_ckpt), "--out", str(out), *STUDENT_SIZES,
             "--segment-samples", str(SEGMENT), "--batch-size", "2", "--steps", "40", "--lr", "2e-3",

@@ -5,8 +5,9 @@
   :func:`clarinet.ops.wavenet_layer` call), summed skips, ReLU-1x1-ReLU-1x1 head. Shared by the
   teacher and by each flow of the student (:mod:`clarinet.models.iaf`).
 - :class:`GaussianWaveNet`: the teacher. ``forward`` (parallel over time, teacher forcing) gives the
-  mean and log-scale of one Gaussian per sample; ``generate`` is the reference incremental sampler
-  (plain torch ops, one sample at a time, O(layers) work per sample).
+  mean and log-scale of one Gaussian per sample; ``generate`` samples one sample at a time through
+  :func:`clarinet.ops.wavenet_sample` (whose reference, :func:`clarinet.ops.wavenet_sample_ref`, is
+  the plain torch stepper), over the stack's :meth:`GaussianWaveNet.wavenet_weights`.
 """
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..ops import wavenet_layer
+from ..ops.wavenet_pack import WaveNetLayerWeights, WaveNetWeights
 
 __all__ = ["ConditionUpsampler", "WaveNetLayer", "WaveNetStack", "GaussianWaveNet", "TEACHER_PRESETS"]
-
-SQRT_HALF = math.sqrt(0.5)
 
 #: Presets: the reference configurations of the README ("Benchmarks"; the names benchmarks use).
 TEACHER_PRESETS = {
@@ -275,6 +275,14 @@ class WaveNetStack(nn.Module):
             for layer in self.layers:
                 layer.reset_parameters()
 
+    def weights(self, hop: int = 1) -> WaveNetWeights:
+        """This stack as :mod:`clarinet.ops` takes it: its own parameters (not copies) and dilations;
+        ``hop``: samples per conditioning frame (see :meth:`GaussianWaveNet.wavenet_weights`)."""
+        layers = tuple(WaveNetLayerWeights(ly.w_dil, ly.b_dil, ly.w_res, ly.b_res, ly.w_skip, ly.b_skip, ly.w_cond,
+                                           ly.dilation) for ly in self.layers)
+        return WaveNetWeights(self.w_in, self.b_in, layers, self.w_out1, self.b_out1, self.w_out2, self.b_out2,
+                              hop=hop)
+
     @property
     def dilations(self) -> list[int]:
         return [layer.dilation for layer in self.layers]
@@ -305,129 +313,15 @@ class WaveNetStack(nn.Module):
         return _pointwise(y, self.w_out2, self.b_out2)
 
 
-class _StackStepper:
-    """One-sample-at-a-time evaluation of a :class:`WaveNetStack` (the reference incremental sampler).
-
-    Each layer keeps a ring buffer ``(B, (K-1)*d, R)`` of its last ``(K-1)*d`` inputs; tap ``k`` of
-    step ``t`` reads the input of step ``t - (K-1-k)*d``, the ring slot ``(t - (K-1-k)*d) % L``. Work
-    per sample: a few small matrix products per layer, no recomputation over the past. The
-    conditioning projections ``w_cond @ h + b_dil`` are computed for a chunk of steps at a time
-    (one batched product instead of one per step, memory bounded by the chunk).
-    """
-
-    def __init__(self, stack: WaveNetStack, batch: int):
-        self.stack = stack
-        p = stack.w_in
-        self.n_layers = len(stack.layers)
-        self.layers = []
-        for layer in stack.layers:
-            G, R, K = layer.w_dil.shape
-            d = layer.dilation
-            L = (K - 1) * d
-            self.layers.append(dict(
-                d=d, K=K, R=R, G2=G // 2, L=L,
-                w_dil=layer.w_dil.detach().permute(2, 1, 0).reshape(K * R, G),   # [k*R + r, g] = w_dil[g, r, k]
-                w_cond=layer.w_cond.detach(), b_dil=layer.b_dil.detach(),
-                w_rs=torch.cat([layer.w_res, layer.w_skip]).detach().t().contiguous(),   # (G/2, R + S)
-                b_rs=torch.cat([layer.b_res, layer.b_skip]).detach(),
-                buf=p.new_zeros(batch, L, R) if L else None,
-            ))
-        self.skip_scale = math.sqrt(1.0 / self.n_layers)
-        self.cond = None
-
-    def _rings(self, flat: torch.Tensor):
-        """Views of ``flat`` ``(B, sum(L*R))`` as each layer's ``(B, L, R)`` ring (layers with L > 0)."""
-        o = 0
-        for ly in self.layers:
-            if ly["L"]:
-                n = ly["L"] * ly["R"]
-                yield ly, flat[:, o:o + n].view(-1, ly["L"], ly["R"])
-                o += n
-
-    def load_state(self, flat: torch.Tensor) -> None:
-        for ly, ring in self._rings(flat):
-            ly["buf"].copy_(ring)
-
-    def save_state(self, flat: torch.Tensor) -> None:
-        for ly, ring in self._rings(flat):
-            ring.copy_(ly["buf"])
-
-    def condition(self, h_chunk: torch.Tensor) -> None:
-        """Project the conditioning ``(B, C, n)`` of the next ``n`` steps for every layer: ``(n, B, G)``."""
-        self.cond = [torch.einsum("gc,bcn->nbg", ly["w_cond"], h_chunk) + ly["b_dil"] for ly in self.layers]
-
-    def step(self, inp: torch.Tensor, t: int, i: int) -> torch.Tensor:
-        """Input ``(B, in_channels)`` at step ``t`` (row ``i`` of the current conditioning chunk) -> ``(B, out)``."""
-        s = self.stack
-        x = F.linear(inp, s.w_in, s.b_in)
-        skips = None
-        for ly, cond in zip(self.layers, self.cond):
-            K, L, d, R = ly["K"], ly["L"], ly["d"], ly["R"]
-            if L:
-                buf = ly["buf"]
-                taps = [buf[:, (t - (K - 1 - k) * d) % L] for k in range(K - 1)] + [x]
-                xcat = torch.cat(taps, dim=1)
-            else:
-                xcat = x
-            a = torch.addmm(cond[i], xcat, ly["w_dil"])
-            G2 = ly["G2"]
-            z = torch.tanh(a[:, :G2]) * torch.sigmoid(a[:, G2:])
-            rs = torch.addmm(ly["b_rs"], z, ly["w_rs"])
-            if L:
-                buf[:, t % L] = x  # the slot tap 0 just read (input of step t - L) now holds step t's
-            x = (x + rs[:, :R]) * SQRT_HALF
-            skips = rs[:, R:] if skips is None else skips + rs[:, R:]
-        y = torch.relu(skips * self.skip_scale)
-        y = torch.relu(F.linear(y, s.w_out1, s.b_out1))
-        return F.linear(y, s.w_out2, s.b_out2)
-
-
-# ----------------------------------------------------------------------------------------------
-
 def incremental_sample(stack: WaveNetStack, h: torch.Tensor, audio: Optional[torch.Tensor],
                        noise: Optional[torch.Tensor], temperature: float, progress: bool, log_scale_min: float,
                        chunk: int, state: Optional[torch.Tensor] = None,
                        step0: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The reference sampling loop over the upsampled conditioning ``h`` ``(B, C, T)``.
+    """:func:`clarinet.ops.wavenet_sample.incremental_sample` (the reference loop; same arguments) over a
+    :class:`WaveNetStack`: kept under its old name, where it was first defined."""
+    from ..ops.wavenet_sample import incremental_sample as loop
 
-    Free-running (``audio`` None): ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) *
-    temperature * noise_t``; teacher-forced: ``x_t = audio_t``. Step ``t`` is fed ``x_{t-1}`` (0 at
-    ``t = 0``). Returns ``(x, mean, log_scale)``, each ``(B, T)``.
-
-    ``state``: None (start from silence at step 0), or a float32 ``(B, 1 + sum(L_l * R))`` tensor
-    ``[input fed at the next step, ring of layer 0 (L_0, R), ...]`` (``L_l = (K-1) * d_l``) left by
-    a previous call for steps ``< step0``; it is read at the start and rewritten at the end, so calls
-    over consecutive spans of ``h`` continue one sequence (the layout of the C++ sampler's state).
-    """
-    from tqdm.auto import tqdm
-
-    B, T = h.shape[0], h.shape[2]
-    stepper = _StackStepper(stack, B)
-    out, mean, log_scale = h.new_zeros(B, T), h.new_zeros(B, T), h.new_zeros(B, T)
-    prev = h.new_zeros(B, 1)
-    if state is not None:
-        prev.copy_(state[:, :1])
-        stepper.load_state(state[:, 1:])
-    c0 = 0
-    for i in tqdm(range(T), disable=not progress, desc="generate", unit="sample", leave=False):
-        if i % chunk == 0:
-            c0 = i
-            stepper.condition(h[:, :, i: i + chunk])
-        t = step0 + i
-        y = stepper.step(prev, t, i - c0)
-        m, s = y[:, 0], y[:, 1]
-        mean[:, i] = m
-        log_scale[:, i] = s
-        if audio is None:
-            xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, i])
-        else:
-            xt = audio[:, i]
-        out[:, i] = xt
-        prev = xt[:, None]
-    if state is not None and T:
-        state[:, :1].copy_(prev)
-        stepper.save_state(state[:, 1:])
-    return out, mean, log_scale
+    return loop(stack.weights(), h, audio, noise, temperature, progress, log_scale_min, chunk, state, step0)
 
 
 class _PresetMixin:
@@ -503,6 +397,11 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         return y[:, 0], y[:, 1]
 
     # -- incremental sampling -----------------------------------------------------------------
+    def wavenet_weights(self) -> WaveNetWeights:
+        """The stack as :mod:`clarinet.ops` takes it (:func:`~clarinet.ops.pack_wavenet`, the samplers):
+        its own parameters (not copies), dilations and hop."""
+        return self.wavenet.weights(hop=self.hop_length)
+
     @torch.no_grad()
     def generate(self, mel: torch.Tensor, noise: Optional[torch.Tensor] = None, temperature: float = 1.0,
                  progress: bool = True, *, log_scale_min: float = -9.0, chunk: Optional[int] = None,
@@ -585,10 +484,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         (up to float rounding); it checks the sampler's bookkeeping.
         """
         check_audio_and_mel(self, x, mel, self.n_mels, self.hop_length)
-        _, mean, log_scale = self._incremental(mel, x, None, 1.0, progress, -9.0, chunk)
-        return mean, log_scale
-
-    def _incremental(self, mel, audio, noise, temperature, progress, log_scale_min, chunk):
         _positive_int("chunk", chunk)
-        return incremental_sample(self.wavenet, self.upsampler(mel), audio, noise, temperature, progress,
-                                  log_scale_min, chunk)
+        from ..ops.wavenet_sample import pack_wavenet, wavenet_sample_ref
+
+        return wavenet_sample_ref(pack_wavenet(self), self.upsampler(mel), teacher_forcing=x, chunk=chunk,
+                                  progress=progress)

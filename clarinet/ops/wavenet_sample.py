@@ -1,23 +1,29 @@
-"""Incremental (autoregressive) sampling of a :class:`~clarinet.models.GaussianWaveNet`, CPU C++ backend.
+"""Incremental (autoregressive) sampling of a Gaussian WaveNet (:class:`~clarinet.models.GaussianWaveNet`).
 
-- :func:`pack_wavenet`: a read-only float32 copy of the teacher's stack weights laid out for the C++
-  loop, built once and reused; it remembers which weights it came from and is refused once they change.
 - :func:`wavenet_sample`: the sampling loop over the upsampled conditioning ``h`` (free-running or
-  teacher-forced); ``backend="cpp"`` runs the whole loop in ``clarinet._C`` (no Python per sample,
-  GIL released), ``backend="reference"`` the Python stepper of :mod:`clarinet.models.wavenet`.
+  teacher-forced) on a :class:`PackedWaveNet` (:func:`pack_wavenet`, :mod:`clarinet.ops.wavenet_pack`);
+  ``backend="cpp"`` runs the whole loop in ``clarinet._C`` (no Python per sample, GIL released),
+  ``"cuda"`` / ``"triton"`` on the GPU, ``"reference"`` the Python stepper below.
+- :func:`wavenet_sample_ref`: the reference, one sample at a time in plain torch ops over the
+  model's own weights (:class:`_StackStepper`), in the model's dtype.
 
 Equivalent to ``GaussianWaveNet.generate`` / ``incremental_forward`` after the upsampler
 (reference: :func:`wavenet_sample_ref`).
 """
 from __future__ import annotations
 
+import math
 import os
-import weakref
-from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
+from .wavenet_layer import SQRT_HALF
+from .wavenet_pack import PackedWaveNet, SamplerState, WaveNetWeights, pack_wavenet, sampler_state
+
+# PackedWaveNet, SamplerState, pack_wavenet, sampler_state live in .wavenet_pack; named here too, where
+# they were first defined (``from clarinet.ops.wavenet_sample import pack_wavenet`` keeps working)
 __all__ = ["PackedWaveNet", "SamplerState", "pack_wavenet", "sampler_state", "wavenet_sample", "wavenet_sample_ref"]
 
 _BACKENDS = ("auto", "reference", "cpp", "cuda", "triton")
@@ -28,163 +34,6 @@ _BACKENDS = ("auto", "reference", "cpp", "cuda", "triton")
 DEFAULT_CHUNK = {"reference": 1024, "cpp": 64, "cuda": 1024, "triton": 1024}
 #: float types the GPU samplers take for ``h`` (the weights are cast to it; accumulation is float32)
 GPU_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def _load_cpp():
-    try:
-        from .. import _C
-    except ImportError as e:  # pragma: no cover - the extension is always built by setup.py
-        raise ImportError("wavenet_sample(backend='cpp') needs the compiled extension clarinet._C: "
-                          "reinstall with `pip install -e .`") from e
-    return _C
-
-
-def _weights_version(stack) -> tuple:
-    """What identifies the current weights: each parameter's storage, version counter and shape.
-
-    In-place updates (optimizer steps, ``copy_``, ``load_state_dict``, ``normal_``) bump the version
-    counter; writes through ``.data`` do not, so call :func:`pack_wavenet` again after those.
-    """
-    return tuple((p.data_ptr(), p._version, tuple(p.shape), p.dtype) for p in stack.parameters())
-
-
-@dataclass(eq=False)
-class PackedWaveNet:
-    """Packed float32 weights of a ``GaussianWaveNet``'s stack (read-only; see :func:`pack_wavenet`).
-
-    ``tensors``: the packed layout, per layer ``w_dil (K*R, G)`` with ``[k*R + r, g] = w_dil[g, r, k]``,
-    ``b_dil (G,)``, ``w_cond (C, G)`` (transposed), ``w_rs (G/2, R+S)`` (residual and skip fused,
-    transposed), ``b_rs (R+S,)``; the head ``w_in (R,)``, ``b_in``, ``w_out1 (S, S)`` and
-    ``w_out2 (S, 2)`` transposed, their biases. ``config``: layers, dilations, R, G, S, K, C, hop.
-    """
-
-    config: dict
-    tensors: dict
-    version: tuple
-    _model_ref: object = field(repr=False)
-    _cpp: dict = field(default_factory=dict, repr=False)
-    _copies: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def model(self):
-        """The source model, or None if it no longer exists."""
-        return self._model_ref()
-
-    def is_stale(self) -> bool:
-        """True when the source model is gone or its weights changed since packing."""
-        m = self._model_ref()
-        return m is None or _weights_version(m.wavenet) != self.version
-
-    def check(self) -> None:
-        m = self._model_ref()
-        if m is None:
-            raise RuntimeError("packed: the model these weights were packed from no longer exists")
-        if _weights_version(m.wavenet) != self.version:
-            raise RuntimeError("packed: the model's weights changed since pack_wavenet(); "
-                               "call pack_wavenet(model) again")
-
-    def on(self, device, dtype=torch.float32) -> dict:
-        """The packed tensors on ``device`` in ``dtype`` (copied once per device and dtype, then cached)."""
-        device = torch.device(device)
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-        key = (str(device), dtype)
-        hit = self._copies.get(key)
-        if hit is None:
-            hit = {k: v.to(device=device, dtype=dtype).contiguous() for k, v in self.tensors.items()}
-            self._copies[key] = hit
-        return hit
-
-    def cpp(self, half: bool = False):
-        """The C++ sampler over these weights (built once per mode); ``half``: float16 weights."""
-        if half not in self._cpp:
-            _C = _load_cpp()
-            c, t = self.config, self.tensors
-            layers = [tuple(t[f"layers.{i}.{n}"].numpy() for n in ("w_dil", "b_dil", "w_cond", "w_rs", "b_rs"))
-                      for i in range(c["layers"])]
-            self._cpp[half] = _C.WaveNetSampler(c["R"], c["G"], c["S"], c["K"], c["C"], list(c["dilations"]),
-                                                t["w_in"].numpy(), t["b_in"].numpy(), layers, t["w_out1"].numpy(),
-                                                t["b_out1"].numpy(), t["w_out2"].numpy(), t["b_out2"].numpy(),
-                                                half_weights=half)
-        return self._cpp[half]
-
-
-    @property
-    def state_size(self) -> int:
-        """Floats of one sequence's carried state: ``1 + sum over layers of (K-1) * d * R``."""
-        c = self.config
-        return 1 + sum((c["K"] - 1) * d * c["R"] for d in c["dilations"])
-
-
-@dataclass(eq=False)
-class SamplerState:
-    """Where ``B`` sampling sequences stand, so that :func:`wavenet_sample` can continue them.
-
-    ``buffers`` ``(B, packed.state_size)`` float32: per sequence the input to feed at the next step
-    (the last sample) followed by every layer's ring of past layer inputs ``((K-1)*d, R)``, slot
-    ``step % ((K-1)*d)``; ``step``: how many steps the sequences have run. Made by
-    :func:`sampler_state`; :func:`wavenet_sample` reads and updates it in place.
-    """
-
-    buffers: torch.Tensor
-    step: int = 0
-
-
-def sampler_state(packed: "PackedWaveNet", batch: int, device="cpu", dtype=torch.float32) -> SamplerState:
-    """A fresh state (silence before step 0) for ``batch`` sequences of ``packed``'s model on ``device``.
-
-    ``dtype``: float32 (every backend), or the model's dtype for the reference backend (e.g. float64).
-    """
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
-        raise ValueError(f"batch: expected an int >= 0, got {batch!r}")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype: expected a floating-point torch.dtype, got {dtype!r}")
-    return SamplerState(torch.zeros(batch, packed.state_size, dtype=dtype, device=device))
-
-
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def pack_wavenet(model, *, cache: bool = True) -> PackedWaveNet:
-    """Pack a ``GaussianWaveNet``'s stack weights (float32, contiguous) for :func:`wavenet_sample`.
-
-    With ``cache=True`` the pack is kept beside the model (weakly) and returned again while the
-    weights are unchanged; after any in-place change of a parameter it is rebuilt.
-    """
-    from ..models.wavenet import GaussianWaveNet
-
-    if not isinstance(model, GaussianWaveNet):
-        raise TypeError(f"model: expected a GaussianWaveNet, got {type(model).__name__}")
-    stack = model.wavenet
-    version = _weights_version(stack)
-    if cache:
-        hit = _CACHE.get(model)
-        if hit is not None and hit.version == version:
-            return hit
-    if stack.w_in.shape[1] != 1 or stack.w_out2.shape[0] != 2:
-        raise ValueError("model: expected a stack with 1 input and 2 output channels (mean, log-scale)")
-    with torch.no_grad():
-        f = lambda p: p.detach().to(device="cpu", dtype=torch.float32).contiguous()  # noqa: E731
-        first = stack.layers[0]
-        G, R, K = first.w_dil.shape
-        S, C = first.w_skip.shape[0], first.w_cond.shape[1]
-        tensors = {"w_in": f(stack.w_in[:, 0]), "b_in": f(stack.b_in),
-                   "w_out1": f(stack.w_out1.t()), "b_out1": f(stack.b_out1),
-                   "w_out2": f(stack.w_out2.t()), "b_out2": f(stack.b_out2)}
-        for i, ly in enumerate(stack.layers):
-            tensors[f"layers.{i}.w_dil"] = f(ly.w_dil.permute(2, 1, 0).reshape(K * R, G))
-            tensors[f"layers.{i}.b_dil"] = f(ly.b_dil)
-            tensors[f"layers.{i}.w_cond"] = f(ly.w_cond.t())
-            tensors[f"layers.{i}.w_rs"] = f(torch.cat([ly.w_res, ly.w_skip]).t())
-            tensors[f"layers.{i}.b_rs"] = f(torch.cat([ly.b_res, ly.b_skip]))
-        for v in tensors.values():
-            v.requires_grad_(False)
-    config = dict(layers=len(stack.layers), dilations=tuple(stack.dilations), R=R, G=G, S=S, K=K, C=C,
-                  hop=model.hop_length, receptive_field=stack.receptive_field)
-    packed = PackedWaveNet(config=config, tensors=tensors, version=version, _model_ref=weakref.ref(model))
-    if cache:
-        _CACHE[model] = packed
-    return packed
 
 
 def _check_state(packed, state, h) -> None:
@@ -378,26 +227,155 @@ def wavenet_sample_ref(packed: PackedWaveNet, h: torch.Tensor, noise: Optional[t
                        teacher_forcing: Optional[torch.Tensor] = None, temperature: float = 1.0,
                        log_scale_min: float = -9.0, chunk: Optional[int] = None, progress: bool = False,
                        state: Optional[SamplerState] = None):
-    """The reference: the Python incremental stepper of ``GaussianWaveNet`` over ``h`` (same arguments)."""
-    from ..models.wavenet import incremental_sample
+    """The reference: the Python incremental stepper over the packed model's own weights (same arguments).
 
+    Runs in the model's dtype and on its device (``h`` must match them); ``state`` may hold float32
+    or the model's dtype.
+    """
     B, T, temperature, log_scale_min = _check_inputs(packed, h, noise, teacher_forcing, temperature,
                                                      log_scale_min, chunk)
-    packed.check()
+    weights = packed.check()
     _check_state(packed, state, h)
     if chunk is None:
         chunk = DEFAULT_CHUNK["reference"]
-    model = packed.model
-    p = model.wavenet.w_in
+    p = weights.w_in
     if h.dtype != p.dtype or h.device != p.device:
         raise TypeError(f"h: the reference backend needs the model's dtype and device ({p.dtype}, {p.device}), "
                         f"got ({h.dtype}, {h.device})")
     forced = teacher_forcing is not None
     if noise is None and not forced:
         noise = torch.randn(B, T, dtype=h.dtype, device=h.device)
-    out, mean, log_scale = incremental_sample(model.wavenet, h, teacher_forcing, noise, temperature, progress,
+    out, mean, log_scale = incremental_sample(weights, h, teacher_forcing, noise, temperature, progress,
                                               log_scale_min, chunk, None if state is None else state.buffers,
                                               0 if state is None else state.step)
     if state is not None:
         state.step += T
     return (mean, log_scale) if forced else out
+
+
+# ----------------------------------------------------------------------------------------------
+# the reference stepper
+
+
+class _StackStepper:
+    """One-sample-at-a-time evaluation of a stack given by its :class:`WaveNetWeights` (the reference).
+
+    Each layer keeps a ring buffer ``(B, (K-1)*d, R)`` of its last ``(K-1)*d`` inputs; tap ``k`` of
+    step ``t`` reads the input of step ``t - (K-1-k)*d``, the ring slot ``(t - (K-1-k)*d) % L``. Work
+    per sample: a few small matrix products per layer, no recomputation over the past. The
+    conditioning projections ``w_cond @ h + b_dil`` are computed for a chunk of steps at a time
+    (one batched product instead of one per step, memory bounded by the chunk).
+    """
+
+    def __init__(self, stack: WaveNetWeights, batch: int):
+        self.stack = stack
+        p = stack.w_in
+        self.n_layers = len(stack.layers)
+        self.layers = []
+        for layer in stack.layers:
+            G, R, K = layer.w_dil.shape
+            d = layer.dilation
+            L = (K - 1) * d
+            self.layers.append(dict(
+                d=d, K=K, R=R, G2=G // 2, L=L,
+                w_dil=layer.w_dil.detach().permute(2, 1, 0).reshape(K * R, G),   # [k*R + r, g] = w_dil[g, r, k]
+                w_cond=layer.w_cond.detach(), b_dil=layer.b_dil.detach(),
+                w_rs=torch.cat([layer.w_res, layer.w_skip]).detach().t().contiguous(),   # (G/2, R + S)
+                b_rs=torch.cat([layer.b_res, layer.b_skip]).detach(),
+                buf=p.new_zeros(batch, L, R) if L else None,
+            ))
+        self.skip_scale = math.sqrt(1.0 / self.n_layers)
+        self.cond = None
+
+    def _rings(self, flat: torch.Tensor):
+        """Views of ``flat`` ``(B, sum(L*R))`` as each layer's ``(B, L, R)`` ring (layers with L > 0)."""
+        o = 0
+        for ly in self.layers:
+            if ly["L"]:
+                n = ly["L"] * ly["R"]
+                yield ly, flat[:, o:o + n].view(-1, ly["L"], ly["R"])
+                o += n
+
+    def load_state(self, flat: torch.Tensor) -> None:
+        for ly, ring in self._rings(flat):
+            ly["buf"].copy_(ring)
+
+    def save_state(self, flat: torch.Tensor) -> None:
+        for ly, ring in self._rings(flat):
+            ring.copy_(ly["buf"])
+
+    def condition(self, h_chunk: torch.Tensor) -> None:
+        """Project the conditioning ``(B, C, n)`` of the next ``n`` steps for every layer: ``(n, B, G)``."""
+        self.cond = [torch.einsum("gc,bcn->nbg", ly["w_cond"], h_chunk) + ly["b_dil"] for ly in self.layers]
+
+    def step(self, inp: torch.Tensor, t: int, i: int) -> torch.Tensor:
+        """Input ``(B, in_channels)`` at step ``t`` (row ``i`` of the current conditioning chunk) -> ``(B, out)``."""
+        s = self.stack
+        x = F.linear(inp, s.w_in, s.b_in)
+        skips = None
+        for ly, cond in zip(self.layers, self.cond):
+            K, L, d, R = ly["K"], ly["L"], ly["d"], ly["R"]
+            if L:
+                buf = ly["buf"]
+                taps = [buf[:, (t - (K - 1 - k) * d) % L] for k in range(K - 1)] + [x]
+                xcat = torch.cat(taps, dim=1)
+            else:
+                xcat = x
+            a = torch.addmm(cond[i], xcat, ly["w_dil"])
+            G2 = ly["G2"]
+            z = torch.tanh(a[:, :G2]) * torch.sigmoid(a[:, G2:])
+            rs = torch.addmm(ly["b_rs"], z, ly["w_rs"])
+            if L:
+                buf[:, t % L] = x  # the slot tap 0 just read (input of step t - L) now holds step t's
+            x = (x + rs[:, :R]) * SQRT_HALF
+            skips = rs[:, R:] if skips is None else skips + rs[:, R:]
+        y = torch.relu(skips * self.skip_scale)
+        y = torch.relu(F.linear(y, s.w_out1, s.b_out1))
+        return F.linear(y, s.w_out2, s.b_out2)
+
+
+def incremental_sample(stack: WaveNetWeights, h: torch.Tensor, audio: Optional[torch.Tensor],
+                       noise: Optional[torch.Tensor], temperature: float, progress: bool, log_scale_min: float,
+                       chunk: int, state: Optional[torch.Tensor] = None,
+                       step0: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The reference sampling loop (under :func:`wavenet_sample_ref`, which checks the arguments) over
+    the upsampled conditioning ``h`` ``(B, C, T)``, in the dtype of ``stack``'s weights.
+
+    Free-running (``audio`` None): ``x_t = mean_t + exp(max(log_scale_t, log_scale_min)) *
+    temperature * noise_t``; teacher-forced: ``x_t = audio_t``. Step ``t`` is fed ``x_{t-1}`` (0 at
+    ``t = 0``). Returns ``(x, mean, log_scale)``, each ``(B, T)``.
+
+    ``state``: None (start from silence at step 0), or a float32 ``(B, 1 + sum(L_l * R))`` tensor
+    ``[input fed at the next step, ring of layer 0 (L_0, R), ...]`` (``L_l = (K-1) * d_l``) left by
+    a previous call for steps ``< step0``; it is read at the start and rewritten at the end, so calls
+    over consecutive spans of ``h`` continue one sequence (the layout of the C++ sampler's state).
+    """
+    from tqdm.auto import tqdm
+
+    B, T = h.shape[0], h.shape[2]
+    stepper = _StackStepper(stack, B)
+    out, mean, log_scale = h.new_zeros(B, T), h.new_zeros(B, T), h.new_zeros(B, T)
+    prev = h.new_zeros(B, 1)
+    if state is not None:
+        prev.copy_(state[:, :1])
+        stepper.load_state(state[:, 1:])
+    c0 = 0
+    for i in tqdm(range(T), disable=not progress, desc="generate", unit="sample", leave=False):
+        if i % chunk == 0:
+            c0 = i
+            stepper.condition(h[:, :, i: i + chunk])
+        t = step0 + i
+        y = stepper.step(prev, t, i - c0)
+        m, s = y[:, 0], y[:, 1]
+        mean[:, i] = m
+        log_scale[:, i] = s
+        if audio is None:
+            xt = m + torch.exp(torch.clamp(s, min=log_scale_min)) * (temperature * noise[:, i])
+        else:
+            xt = audio[:, i]
+        out[:, i] = xt
+        prev = xt[:, None]
+    if state is not None and T:
+        state[:, :1].copy_(prev)
+        stepper.save_state(state[:, 1:])
+    return out, mean, log_scale

@@ -1,6 +1,6 @@
 // Incremental (one sample at a time) sampler for clarinet's GaussianWaveNet, CPU, float32.
 //
-// Reproduces clarinet.models.wavenet._StackStepper (the reference incremental sampler) step for
+// Reproduces clarinet.ops.wavenet_sample._StackStepper (the reference incremental sampler) step for
 // step: 1x1 input conv -> residual layers with per-layer ring buffers of past layer inputs at the
 // dilation -> summed skips * sqrt(1/layers) -> ReLU -> 1x1 -> ReLU -> 1x1 (mean, log-scale).
 // The whole time loop runs here with the GIL released; Python only packs weights once

@@ -123,7 +123,8 @@ std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t> wavenet_layer
 std::int64_t wavenet_layer_smem_bytes(int dtype, std::int64_t k1_padded, std::int64_t g2_padded, int tile_t);
 
 // ---- Incremental WaveNet sampling: persistent kernel over thread-block clusters ---------------
-// (csrc/cuda/wavenet_sampler.cu; the torch-facing launcher is clarinet/_cuda_ops.py)
+// (csrc/cuda/wavenet_sampler.cu: kernels; wavenet_sampler_host.cu: plan and launch; the torch-facing
+// launcher is clarinet/_cuda_ops.py)
 constexpr int kMaxSamplerLayers = 64;
 
 struct WavenetSamplerDims {
