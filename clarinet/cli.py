@@ -235,6 +235,16 @@ def _add_common_flags(p, config_cls, *, preset_help, sizes, common_sizes=True,
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bar")
     p.add_argument("--resume", metavar="CKPT",
                    help="checkpoint to resume from (default: the newest in --out, if any)")
+    p.add_argument("--val-fraction", type=float, metavar="F",
+                   help="hold out this fraction of the utterances (chosen with --seed) and log their loss "
+                        f"(default {d['val_fraction']:g}: none)")
+    p.add_argument("--val-every", type=int, metavar="N",
+                   help="steps between validation losses (default: at every checkpoint)")
+    p.add_argument("--sample-every", type=int, metavar="N",
+                   help="every N steps write OUT/samples/step-N.wav and a spectrogram .png (matplotlib) generated "
+                        "from a held-out utterance (default 0: never)")
+    p.add_argument("--sample-seconds", type=float, metavar="S",
+                   help=f"longest sample in seconds (default {d['sample_seconds']:g})")
 
 
 def _train_settings(args) -> tuple[dict, str | None]:
@@ -271,7 +281,9 @@ def _setup_logging() -> None:
 
 
 def _run_training(args, config_cls, train_fn) -> int:
-    from .training import ConfigError
+    import shlex
+
+    from .training import ConfigError, TrainingInterrupted
 
     values, config_file = _train_settings(args)
     _setup_logging()
@@ -281,6 +293,12 @@ def _run_training(args, config_cls, train_fn) -> int:
     except ConfigError as e:
         print(f"clarinet {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:
+        if e.checkpoint is not None:  # rank 0
+            again = shlex.join(["clarinet", *getattr(args, "_argv", [args.command])])
+            print(f"clarinet {args.command}: {e}.\nResume with the same command; it continues from the newest "
+                  f"checkpoint in {cfg.out_dir}:\n  {again}", file=sys.stderr)
+        return 128 + e.signum
     if result.checkpoint is not None:
         print(f"step {result.step}: {result.checkpoint}")
     return 0
@@ -345,23 +363,6 @@ def _numbered(path, i: int, n: int, suffix: str = ".wav"):
     return p.with_name(f"{p.stem}-{i}{p.suffix or suffix}")
 
 
-def _plot(path, details, sample_rate: int, hop: int, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(3, 1, figsize=(10, 9))
-    axes[0].imshow(details["alignment"].T.cpu().numpy(), aspect="auto", origin="lower", interpolation="none")
-    axes[0].set(title=f"alignment: {title}", xlabel="decoder step", ylabel="character")
-    for ax, key, label in ((axes[1], "mel", "log-mel"), (axes[2], "linear", "log-linear spectrogram")):
-        ax.imshow(details[key].cpu().numpy(), aspect="auto", origin="lower", interpolation="none")
-        ax.set(title=label, xlabel=f"frame ({hop / sample_rate * 1000:.1f} ms)", ylabel="band")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def _synthesize(args) -> int:
     from pathlib import Path
 
@@ -401,11 +402,11 @@ def _synthesize(args) -> int:
             return fail(f"--text-file: {args.text_file!r} is not UTF-8 text ({e})")
         if not texts:
             return fail(f"--text-file: {args.text_file!r} holds no text")
+    from .plotting import have_matplotlib, synthesis_png
+
     plot_ok = args.plot is not None
     if plot_ok:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
+        if not have_matplotlib():
             print("clarinet synthesize: --plot needs matplotlib, which is not installed (pip install matplotlib); "
                   "writing the audio without a plot", file=sys.stderr)
             plot_ok = False
@@ -426,7 +427,7 @@ def _synthesize(args) -> int:
         print(f"wrote {out} ({audio.numel() / sr:.2f} s at {sr} Hz, {details['done'].numel()} decoder steps)")
         if plot_ok:
             png = _numbered(args.plot, i, len(texts), ".png")
-            _plot(png, details, sr, model.hop_length, text if len(text) <= 60 else text[:57] + "...")
+            synthesis_png(png, details, sr, model.hop_length, text if len(text) <= 60 else text[:57] + "...")
             print(f"wrote {png}")
     return 0
 
@@ -436,6 +437,7 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)
     before = torch.get_num_threads()
     try:
         set_threads(args._threads)

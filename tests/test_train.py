@@ -148,6 +148,91 @@ def test_interrupted_run_resumes_and_matches_the_uninterrupted_one(corpus, tmp_p
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history[4:]]
 
 
+def test_signal_finishes_the_step_checkpoints_and_resumes_to_the_same_weights(corpus, tmp_path, monkeypatch):
+    """SIGINT during step 5 (of 6, checkpoints every 4): the step completes, step-000005.pt is written,
+    TrainingInterrupted says so, and resuming ends with the weights of a run never interrupted."""
+    import signal
+
+    import clarinet.losses
+    from clarinet.training import TrainingInterrupted
+
+    settings = dict(steps=6, ckpt_every=4, log_every=2, ema=0.9, lr=3e-3, warmup_steps=2)
+    full = train_teacher(teacher_config(corpus, tmp_path / "full", **settings))
+    real_loss = clarinet.losses.teacher_loss
+    calls = []
+
+    def interrupted_loss(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of a step
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(clarinet.losses, "teacher_loss", interrupted_loss)
+    out = tmp_path / "interrupted"
+    previous = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted) as e:
+        train_teacher(teacher_config(corpus, out, **settings))
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler is put back
+    assert e.value.step == 5 and e.value.signum == signal.SIGINT and e.value.checkpoint == out / "step-000005.pt"
+    assert step_files(out) == [4, 5] and [r["step"] for r in read_log(out)] == [2, 4, 5]
+    resumed = train_teacher(teacher_config(corpus, out, **settings))
+    assert resumed.step == 6
+    assert states_equal(resumed.model.state_dict(), full.model.state_dict())
+    assert states_equal(resumed.ema.shadow, full.ema.shadow)
+
+
+def test_cli_sigterm_exits_with_a_checkpoint_and_the_resume_command(corpus, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    argv = teacher_argv(corpus, out, "--steps", "100000", "--log-every", "1", "--ckpt-every", "100000")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "clarinet", *argv], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "train-log.jsonl").is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    (step, path), = ck.list_checkpoints(out)
+    assert f"training stopped by SIGTERM after step {step}; checkpoint {path}" in err
+    assert "Resume with the same command" in err and f"--out {out}" in err
+    assert "Traceback" not in err
+
+
+def test_validation_loss_and_samples(corpus, teacher_ckpt, tmp_path):
+    """--val-fraction holds out utterances (the same ones on resume) whose loss is logged every
+    --val-every steps; --sample-every writes a wav (and a PNG with matplotlib) for teacher and student."""
+    from clarinet.plotting import have_matplotlib
+
+    out = tmp_path / "teacher"
+    res = train_teacher(teacher_config(corpus, out, steps=4, val_fraction=0.4, val_every=2, sample_every=4,
+                                       sample_seconds=0.05, log_every=2))
+    val = [r for r in read_log(out) if r.get("split") == "validation"]
+    assert [r["step"] for r in val] == [2, 4] and all(math.isfinite(r["val_loss"]) for r in val)
+    ckpt = ck.load_checkpoint(res.checkpoint)
+    assert len(ckpt["extra"]["held_out"]) == 2  # 40% of 5 files
+    wav = out / "samples" / "step-000004.wav"
+    from clarinet.audio import load_audio
+
+    assert load_audio(wav, SR).numel() == 4 * 300  # 0.05 s = 4 frames
+    assert (out / "samples" / "step-000004.png").is_file() == have_matplotlib()
+
+    out = tmp_path / "student"
+    train_student(StudentConfig.from_sources(
+        data_dir=str(corpus), out_dir=str(out), teacher=str(teacher_ckpt), segment_samples=SEGMENT, batch_size=2,
+        steps=2, warmup_steps=0, backend="reference", device="cpu", progress=False, val_fraction=0.2,
+        val_every=1, sample_every=2, sample_seconds=0.05,
+        model=dict(flows=2, layers_per_flow=3, cycle=3, residual_channels=8, gate_channels=16, skip_channels=8)))
+    assert [r["step"] for r in read_log(out) if r.get("split") == "validation"] == [1, 2]
+    assert (out / "samples" / "step-000002.wav").is_file()
+
+
 def test_teacher_loss_decreases_on_a_tone_corpus(corpus, tmp_path):
     result = train_teacher(teacher_config(corpus, tmp_path, steps=150, lr=3e-3, warmup_steps=10, log_every=10,
                                           ckpt_every=1000, ema=0.0))

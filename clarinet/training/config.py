@@ -35,7 +35,13 @@ class TrainConfig:
     """Settings shared by both commands. ``batch_size`` is per process; ``segment_samples`` must be a
     multiple of the hop (300 at 24 kHz). ``model`` replaces preset values (constructor arguments of the
     model class); ``audio`` replaces :class:`clarinet.audio.AudioConfig` fields (teacher only: the student
-    uses its teacher's)."""
+    uses its teacher's).
+
+    Watching a run: ``val_fraction`` (0 to 0.5) of the utterances, chosen with the seed, are held out
+    and their loss is logged every ``val_every`` steps (0: at every checkpoint); every
+    ``sample_every`` steps (0: never) a held-out utterance (a training one without a held-out set),
+    at most ``sample_seconds`` long, is generated into ``<out_dir>/samples/step-N.wav`` with a
+    spectrogram ``step-N.png`` (needs matplotlib; the wav is written without it)."""
 
     data_dir: str = ""
     out_dir: str = ""
@@ -65,6 +71,10 @@ class TrainConfig:
     cache_dir: Optional[str] = None
     progress: bool = True
     resume: Optional[str] = None
+    val_fraction: float = 0.0
+    val_every: int = 0
+    sample_every: int = 0
+    sample_seconds: float = 2.0
 
     # -- building ------------------------------------------------------------------------
     @classmethod
@@ -122,8 +132,10 @@ class TrainConfig:
         for name in ("segment_samples", "batch_size", "steps", "log_every", "ckpt_every", "keep",
                      "lr_half_life"):
             _int(name, getattr(self, name), 1)
-        for name in ("warmup_steps", "num_workers", "seed"):
+        for name in ("warmup_steps", "num_workers", "seed", "val_every", "sample_every"):
             _int(name, getattr(self, name), 0)
+        _float(self, "val_fraction", low=0.0, high=0.5)
+        _float(self, "sample_seconds", low=0.0, low_open=True)
         _float(self, "lr", low=0.0, low_open=True)
         _float(self, "weight_decay", low=0.0)
         _float(self, "min_lr", low=0.0)
