@@ -211,13 +211,15 @@ def _add_common_flags(p, config_cls, *, preset_help, sizes, common_sizes=True,
     p.add_argument("--segment-samples", type=int, help=f"{segment_help} (default {d['segment_samples']})")
     p.add_argument("--batch-size", type=int, help=f"{batch_help} (default {d['batch_size']})")
     p.add_argument("--steps", type=int, help=f"total optimizer steps (default {d['steps']})")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d['lr']:g})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {config_cls.BASE_LR:g} x min(1, batch size / "
+                                            f"{config_cls.BASE_BATCH}): smaller batches, smaller steps)")
     p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="AdamW betas (default 0.9 0.999)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay of matrices (default 0)")
     p.add_argument("--schedule", choices=SCHEDULES,
                    help="after warm-up: halve every --lr-half-life steps, cosine to --min-lr, or constant "
                         f"(default {d['schedule']})")
-    p.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps (default {d['warmup_steps']})")
+    p.add_argument("--warmup-steps", type=int,
+                   help=f"linear warm-up steps (default min({config_cls.MAX_WARMUP}, steps / 10))")
     p.add_argument("--lr-half-life", type=int, help=f"exponential schedule: steps per halving (default {d['lr_half_life']})")
     p.add_argument("--min-lr", type=float, help=f"learning-rate floor after warm-up (default {d['min_lr']:g})")
     p.add_argument("--clip", type=float, help=f"gradient clipping max norm; 0 disables (default {d['clip']:g})")
