@@ -426,7 +426,8 @@ def test_teacher_checkpoint_of_the_wrong_model(corpus, teacher_ckpt, tmp_path, c
     wrong = student_out / "step-000001.pt"
     argv = ["train-student", str(corpus), "--teacher", str(wrong), "--out", str(tmp_path / "s2"), "--no-progress"]
     code, err = run_cli(argv, capsys)
-    assert code == 2 and "expected a GaussianWaveNet checkpoint, found a GaussianIAF checkpoint" in err
+    assert code == 2 and ("expected a GaussianWaveNet (train-teacher) or TextToWave (train-text2wave) checkpoint, "
+                          "found a GaussianIAF checkpoint") in err
 
     code, err = run_cli(["train-student", str(corpus), "--teacher", str(tmp_path / "none.pt"), "--out",
                          str(tmp_path / "s3")], capsys)

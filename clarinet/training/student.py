@@ -64,6 +64,9 @@ def train_student(config) -> TrainResult:
         ckpt = ckpt_lib.load_checkpoint(cfg.teacher)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(f"teacher: {e}") from None
+    if ckpt["kind"] not in ("GaussianWaveNet", "TextToWave"):
+        raise ConfigError(f"teacher: {cfg.teacher!r}: expected a GaussianWaveNet (train-teacher) or TextToWave "
+                          f"(train-text2wave) checkpoint, found a {ckpt['kind']} checkpoint")
     recipe = _text2wave_student(cfg, ckpt) if ckpt["kind"] == "TextToWave" else None
     del ckpt  # the weights are in the models now
     return run(cfg, recipe or _vocoder_student(cfg))
