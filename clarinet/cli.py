@@ -211,8 +211,8 @@ def _add_common_flags(p, config_cls, *, preset_help, sizes, common_sizes=True,
     p.add_argument("--segment-samples", type=int, help=f"{segment_help} (default {d['segment_samples']})")
     p.add_argument("--batch-size", type=int, help=f"{batch_help} (default {d['batch_size']})")
     p.add_argument("--steps", type=int, help=f"total optimizer steps (default {d['steps']})")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {config_cls.BASE_LR:g} x min(1, batch size / "
-                                            f"{config_cls.BASE_BATCH}): smaller batches, smaller steps)")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {config_cls.BASE_LR:g} x sqrt(min(1, batch size / "
+                                            f"{config_cls.BASE_BATCH})): smaller batches, smaller steps)")
     p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="AdamW betas (default 0.9 0.999)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay of matrices (default 0)")
     p.add_argument("--schedule", choices=SCHEDULES,

@@ -28,7 +28,7 @@ def test_version(capsys):
 def test_training_help_shows_the_commands_own_defaults(command, cls):
     text = help_of(command)
     d = cls()
-    assert f"peak learning rate (default {cls.BASE_LR:g} x min(1, batch size / {cls.BASE_BATCH})" in text
+    assert f"peak learning rate (default {cls.BASE_LR:g} x sqrt(min(1, batch size / {cls.BASE_BATCH}))" in text
     assert f"(default {d.batch_size})" in text and f"linear warm-up steps (default min({cls.MAX_WARMUP}, steps / 10))" in text
     assert f"(default {d.segment_samples})" in text and f"(default {d.clip:g})" in text
 

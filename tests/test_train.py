@@ -503,3 +503,18 @@ def test_triton_training_follows_the_reference_curve(corpus, teacher_ckpt, tmp_p
     assert len(curves["reference"]) == 4
     assert curves["triton"] != curves["reference"], "bit-identical: the triton backend was not used"
     assert curves["triton"] == pytest.approx(curves["reference"], rel=1e-4, abs=1e-5)
+
+
+def test_default_lr_and_warmup_follow_the_batch_and_the_run():
+    def cfg(**kw):
+        return TeacherConfig.from_sources(data_dir="d", out_dir="o", **kw)
+
+    assert cfg().lr == 5e-4 and cfg().warmup_steps == 1000  # long runs: as before, capped
+    assert cfg(batch_size=2).lr == pytest.approx(2.5e-4) and cfg(batch_size=32).lr == 5e-4
+    assert cfg(steps=150).warmup_steps == 15 and cfg(steps=5).warmup_steps == 0
+    assert cfg(lr=1e-3, warmup_steps=7, batch_size=2).lr == 1e-3  # given values win
+    assert cfg(lr=1e-3, warmup_steps=7).warmup_steps == 7
+    from clarinet.training import Text2WaveConfig
+
+    t = Text2WaveConfig.from_sources(data_dir="d", out_dir="o", batch_size=4, steps=500)
+    assert t.lr == pytest.approx(2.5e-4) and t.warmup_steps == 50
