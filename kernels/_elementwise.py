@@ -17,6 +17,8 @@ import triton.language as tl
 from clarinet._alloc import empty
 from clarinet._layout import collapse_2d
 
+from . import _tuning
+
 
 def elementwise_configs() -> list:
     """Autotune candidates: total elements per program and warps.
@@ -24,10 +26,25 @@ def elementwise_configs() -> list:
     Memory-bound kernels: a program should move a few KB per input so that
     enough loads are in flight; the sweep is small on purpose. Not yet timed on
     a GPU. The interpreter (CPU) cannot time anything and runs one config.
+    Compiled for sm_90a (no GPU): 0 to 32 B of shared memory (8 KiB for the
+    float16 NLL without reduction), no spills, so nothing is pruned. The autotune key is
+    :func:`size_buckets`, not (rows, cols): a new length retunes only when it
+    lands in a new bucket.
     """
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         return [triton.Config({"BLOCK": 256}, num_warps=1)]
     return [triton.Config({"BLOCK": b}, num_warps=w) for b in (1024, 2048, 4096) for w in (4, 8)]
+
+
+#: the autotune key of every elementwise kernel (extra integer arguments, unused in the kernels)
+BUCKET_KEY = ["N_BUCKET", "C_BUCKET"]
+
+
+def size_buckets(rows: int, cols: int) -> tuple[int, int]:
+    """(element count, columns), each rounded up to a power of two: the columns decide the tile shape
+    (:func:`block_cols`, exact up to the largest ``BLOCK``), the count how many tiles there are
+    (beyond 2**22 elements every config has thousands of programs)."""
+    return _tuning.bucket(rows * cols, lo=1 << 10, hi=1 << 22), _tuning.bucket(cols, lo=1, hi=4096)
 
 
 def block_cols(cols: int, block: int) -> int:
@@ -90,13 +107,14 @@ def store_loss(loss, mask, pid, r, c, cols, out_ptr, partials_ptr, REDUCE: tl.co
 
 def loss_forward(kernel, inputs, scalars, reduction: str) -> torch.Tensor:
     """Launch a loss forward kernel whose arguments are
-    ``(*inputs, out, partials, rows, cols, *strides, *scalars, REDUCE=)``; float32 result."""
+    ``(*inputs, out, partials, rows, cols, N_BUCKET, C_BUCKET, *strides, *scalars, REDUCE=)``; float32 result."""
     views, rows, cols = collapse_2d(*inputs)
     reduce = reduction != "none"
     device = inputs[0].device
     out = empty((rows, cols) if not reduce else (1,), torch.float32, device)
     partials = partials_buffer(rows, cols, device) if reduce else out
-    kernel[grid(rows, cols)](*views, out, partials, rows, cols, *strides(*views), *scalars, REDUCE=reduce)
+    kernel[grid(rows, cols)](*views, out, partials, rows, cols, *size_buckets(rows, cols), *strides(*views), *scalars,
+                             REDUCE=reduce)
     if not reduce:
         return out.view(inputs[0].shape)
     total = partials.sum()
@@ -105,7 +123,7 @@ def loss_forward(kernel, inputs, scalars, reduction: str) -> torch.Tensor:
 
 def loss_backward(kernel, grad, inputs, scalars, reduction: str) -> list[torch.Tensor]:
     """Launch a loss backward kernel whose arguments are ``(grad, *inputs, *grads, rows, cols,
-    grad strides, *strides, *scalars, grad_scale)``; one gradient per input, in its dtype."""
+    N_BUCKET, C_BUCKET, grad strides, *strides, *scalars, grad_scale)``; one gradient per input, in its dtype."""
     if reduction == "none":
         (gv, *views), rows, cols = collapse_2d(grad, *inputs)
         grad_strides, grad_scale = strides(gv), 1.0
@@ -114,5 +132,6 @@ def loss_backward(kernel, grad, inputs, scalars, reduction: str) -> list[torch.T
         gv, grad_strides = grad, [0, 0]
         grad_scale = 1.0 / inputs[0].numel() if reduction == "mean" else 1.0
     grads = [empty((rows, cols), t.dtype, t.device) for t in inputs]
-    kernel[grid(rows, cols)](gv, *views, *grads, rows, cols, *grad_strides, *strides(*views), *scalars, grad_scale)
+    kernel[grid(rows, cols)](gv, *views, *grads, rows, cols, *size_buckets(rows, cols), *grad_strides, *strides(*views),
+                             *scalars, grad_scale)
     return [g.view(t.shape) for g, t in zip(grads, inputs)]

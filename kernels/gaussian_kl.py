@@ -9,7 +9,9 @@ import torch
 import triton
 import triton.language as tl
 
+from . import _tuning
 from ._elementwise import (
+    BUCKET_KEY,
     elementwise_configs,
     floor_log_scale,
     loss_backward,
@@ -31,14 +33,14 @@ def _load_inputs(mq_ptr, lq_ptr, mp_ptr, lp_ptr, r, c, mask,
     return mq, lq, mp, lp
 
 
-@triton.autotune(configs=elementwise_configs(), key=["rows", "cols", "REDUCE"])
+@_tuning.autotune("gaussian_kl.fwd", configs=elementwise_configs(), key=[*BUCKET_KEY, "REDUCE"])
 @triton.heuristics(tile_heuristics())
 @triton.jit
 def _gaussian_kl_fwd_kernel(
     # pointers
     mq_ptr, lq_ptr, mp_ptr, lp_ptr, out_ptr, partials_ptr,
-    # sizes
-    rows, cols,
+    # sizes (and their autotune buckets, unused here)
+    rows, cols, N_BUCKET, C_BUCKET,
     # strides (elements)
     stride_mq_r, stride_mq_c, stride_lq_r, stride_lq_c, stride_mp_r, stride_mp_c, stride_lp_r, stride_lp_c,
     # scalars
@@ -58,14 +60,14 @@ def _gaussian_kl_fwd_kernel(
     store_loss(kl, mask, pid, r, c, cols, out_ptr, partials_ptr, REDUCE)
 
 
-@triton.autotune(configs=elementwise_configs(), key=["rows", "cols"])
+@_tuning.autotune("gaussian_kl.bwd", configs=elementwise_configs(), key=BUCKET_KEY)
 @triton.heuristics(tile_heuristics())
 @triton.jit
 def _gaussian_kl_bwd_kernel(
     # pointers
     grad_ptr, mq_ptr, lq_ptr, mp_ptr, lp_ptr, dmq_ptr, dlq_ptr, dmp_ptr, dlp_ptr,
-    # sizes
-    rows, cols,
+    # sizes (and their autotune buckets, unused here)
+    rows, cols, N_BUCKET, C_BUCKET,
     # strides (elements); the gradient's are 0 when it is a scalar
     stride_grad_r, stride_grad_c,
     stride_mq_r, stride_mq_c, stride_lq_r, stride_lq_c, stride_mp_r, stride_mp_c, stride_lp_r, stride_lp_c,

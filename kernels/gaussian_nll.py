@@ -11,7 +11,9 @@ import torch
 import triton
 import triton.language as tl
 
+from . import _tuning
 from ._elementwise import (
+    BUCKET_KEY,
     elementwise_configs,
     floor_log_scale,
     loss_backward,
@@ -22,14 +24,14 @@ from ._elementwise import (
 )
 
 
-@triton.autotune(configs=elementwise_configs(), key=["rows", "cols", "REDUCE"])
+@_tuning.autotune("gaussian_nll.fwd", configs=elementwise_configs(), key=[*BUCKET_KEY, "REDUCE"])
 @triton.heuristics(tile_heuristics())
 @triton.jit
 def _gaussian_nll_fwd_kernel(
     # pointers
     x_ptr, mean_ptr, log_scale_ptr, out_ptr, partials_ptr,
-    # sizes
-    rows, cols,
+    # sizes (and their autotune buckets, unused here)
+    rows, cols, N_BUCKET, C_BUCKET,
     # strides (elements)
     stride_x_r, stride_x_c, stride_mean_r, stride_mean_c, stride_log_scale_r, stride_log_scale_c,
     # scalars
@@ -47,14 +49,14 @@ def _gaussian_nll_fwd_kernel(
     store_loss(loss, mask, pid, r, c, cols, out_ptr, partials_ptr, REDUCE)
 
 
-@triton.autotune(configs=elementwise_configs(), key=["rows", "cols"])
+@_tuning.autotune("gaussian_nll.bwd", configs=elementwise_configs(), key=BUCKET_KEY)
 @triton.heuristics(tile_heuristics())
 @triton.jit
 def _gaussian_nll_bwd_kernel(
     # pointers
     grad_ptr, x_ptr, mean_ptr, log_scale_ptr, dx_ptr, dmean_ptr, dlog_scale_ptr,
-    # sizes
-    rows, cols,
+    # sizes (and their autotune buckets, unused here)
+    rows, cols, N_BUCKET, C_BUCKET,
     # strides (elements); the gradient's are 0 when it is a scalar
     stride_grad_r, stride_grad_c,
     stride_x_r, stride_x_c, stride_mean_r, stride_mean_c, stride_log_scale_r, stride_log_scale_c,

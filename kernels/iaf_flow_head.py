@@ -14,7 +14,8 @@ over ``(B, S, T)`` activations (scale+ReLU, 1x1, ReLU, 1x1 in, 1x1 out) plus thr
 (exp, multiply, add): for the student (S = 64, float16) that is about 0.8 KB per sample per flow
 moved instead of 0.13 KB (skips in, z in, z out). Inference only (no gradient).
 
-The autotune list below is a first guess; it has not been timed on a GPU.
+The autotune list below is a first guess; it has not been timed on a GPU (see ``_configs`` for
+what was measured for sm_90a without one).
 """
 from __future__ import annotations
 
@@ -26,20 +27,39 @@ import triton.language as tl
 
 from clarinet._alloc import empty
 
+from . import _tuning
+
 
 def _configs() -> list:
+    """Time tile x warps; NOT timed on a GPU. Compiled for sm_90a here (student S = 64): shared memory
+    is ``BLOCK_S x (BLOCK_S + BLOCK_T)`` elements exactly (16K to 40K float16, 32K to 80K float32),
+    float16 never spills; float32 (exact "ieee" dot on FMA units) spills 960 to 968 B per thread at
+    64 elements of the S x T tile per thread (BLOCK_T 128 with 4 warps, 256 with 8) and 13,864 B at
+    128 (256 with 4 warps): :func:`_registers` prunes those for float32.
+    """
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         return [triton.Config({"BLOCK_T": 32}, num_warps=1)]
     return [triton.Config({"BLOCK_T": bt}, num_warps=w) for bt in (64, 128, 256) for w in (4, 8)]
 
 
-@triton.autotune(configs=_configs(), key=["S", "T"])
+def _shared(config, args) -> int:
+    s = args["BLOCK_S"]
+    return args["skips_ptr"].element_size() * s * (s + config.kwargs["BLOCK_T"])
+
+
+def _registers(config, args) -> bool:
+    # float32: at most 32 elements of the BLOCK_S x BLOCK_T tile per thread (see _configs)
+    return not args["EXACT_F32"] or args["BLOCK_S"] * config.kwargs["BLOCK_T"] <= 32 * 32 * config.num_warps
+
+
+@_tuning.autotune("iaf_flow_head", configs=_configs(), key=["S", "BT_BUCKET"], estimate=_shared,
+                  registers=_registers)
 @triton.jit
 def _iaf_flow_head_kernel(
     # pointers
     skips_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, z_ptr, out_ptr,
-    # sizes and scalars
-    T, S, skip_scale,
+    # sizes (BT_BUCKET: bucket of B*T, the autotune key; unused here) and scalars
+    T, S, BT_BUCKET, skip_scale,
     # strides (elements)
     stride_sk_b, stride_sk_s, stride_sk_t,
     stride_w1_o, stride_w1_i,
@@ -88,7 +108,7 @@ def iaf_flow_head_fwd(skips, w_out1, b_out1, w_out2, b_out2, z, skip_scale: floa
     grid = lambda meta: (triton.cdiv(T, meta["BLOCK_T"]), B)  # noqa: E731
     _iaf_flow_head_kernel[grid](
         skips, w_out1, b_out1, w_out2, b_out2, z, out,
-        T, S, float(skip_scale),
+        T, S, _tuning.bucket(B * T, lo=1 << 12, hi=1 << 20), float(skip_scale),
         *skips.stride(), *w_out1.stride(), *w_out2.stride(), *z.stride(), *out.stride(),
         BLOCK_S=block_s, EXACT_F32=skips.dtype == torch.float32,
     )

@@ -78,6 +78,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import _tuning
 from .wavenet_layer import _dot_prec, _pad
 
 _SQRT_HALF = tl.constexpr(0.7071067811865476)  # sqrt(0.5), used inside the kernel
@@ -115,8 +116,9 @@ def _configs() -> list[triton.Config]:
 
     float32 weights are similar for BLOCK_B 1; with BLOCK_B 16 (fp32 "ieee" dot on FMA units) the
     teacher spills 5 to 6 KB at (16, 4), (32, 8), (64, 8), (64, 16) and 96 / 640 bytes at (16, 8) /
-    (32, 16): the autotuner has to discard those. Without the specialisations (all strides
-    runtime values) BLOCK_B 1 needed 220 to 255 registers and the 64-wide chunks spilled ~1 KB.
+    (32, 16): :func:`_registers` prunes the first four before compiling (shared memory is not
+    estimated here; it was not measured). Without the specialisations (all strides runtime
+    values) BLOCK_B 1 needed 220 to 255 registers and the 64-wide chunks spilled ~1 KB.
     The autotuner times whole chunks (ring and carried input restored between trials).
     """
     if _interpreting():
@@ -125,6 +127,14 @@ def _configs() -> list[triton.Config]:
         triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=1)
         for bn, w in [(16, 4), (16, 8), (32, 8), (32, 16), (64, 8), (64, 16)]
     ]
+
+
+def _registers(config, args) -> bool:
+    """False for the float32 ``tl.dot`` configs (BLOCK_B >= 16, "ieee") with more than 2 gate
+    channels per warp: 5 to 6 KB of spills per thread at the teacher shape (see :func:`_configs`)."""
+    if not (args["USE_DOT"] and args["DOT_PREC"] == "ieee"):
+        return True
+    return config.kwargs["BLOCK_N"] <= 2 * config.num_warps
 
 
 def _block_b(B: int) -> int:
@@ -144,8 +154,9 @@ def _block_b(B: int) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
-@triton.autotune(configs=_configs(), key=["R", "G2", "S", "K", "BLOCK_B", "FORCED"],
-                 restore_value=["ring_ptr", "prev_ptr"])
+@_tuning.autotune("wavenet_sample", configs=_configs(),
+                  key=["R", "G2", "S", "K", "BLOCK_B", "FORCED", "DOT_PREC"],
+                  registers=_registers, restore_value=["ring_ptr", "prev_ptr"])
 @triton.jit
 def _wavenet_sample_kernel(
     # pointers: per-step inputs
