@@ -398,6 +398,41 @@ def test_ddp_two_processes_end_with_equal_weights(corpus, teacher_ckpt, tmp_path
     assert all(math.isfinite(r["loss"]) for r in log)
 
 
+def test_ddp_signal_to_one_process_stops_every_process_after_the_same_step(corpus, tmp_path):
+    """SIGTERM reaches rank 1 only, during its step 3: both ranks finish step 3 and stop there, rank 0
+    writes step-000003.pt."""
+    out = tmp_path / "ddp"
+    config = dict(data_dir=str(corpus), out_dir=str(out), segment_samples=SEGMENT, batch_size=2, steps=50,
+                  warmup_steps=0, log_every=1, ckpt_every=50, backend="reference", device="cpu", progress=False,
+                  model=dict(TEACHER_MODEL))
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal
+        import clarinet.losses
+        from clarinet.training import TrainingInterrupted, train_teacher
+        rank = os.environ["RANK"]
+        real, calls = clarinet.losses.teacher_loss, []
+        def loss(*args, **kwargs):
+            calls.append(1)
+            if rank == "1" and len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real(*args, **kwargs)
+        clarinet.losses.teacher_loss = loss
+        try:
+            train_teacher({config!r})
+        except TrainingInterrupted as e:
+            open(os.path.join({str(out)!r}, "stopped-rank" + rank), "w").write(f"{{e.step}} {{e.checkpoint}}")
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), str(script)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "stopped-rank0").read_text() == f"3 {out / 'step-000003.pt'}"
+    assert (out / "stopped-rank1").read_text() == "3 None"
+    assert step_files(out) == [3]
+
+
 # ----------------------------------------------------------------------------------------------
 # bad input
 

@@ -327,7 +327,7 @@ class _Run:
         stem = self.out / "samples" / f"step-{step:06d}"
         try:
             written = self.recipe.sample(self.model, base, index, stem, self.cfg.sample_seconds)
-        except (RuntimeError, ValueError) as e:  # a sample must never stop the run
+        except (RuntimeError, ValueError, ImportError, OSError) as e:  # a sample must never stop the run
             logger.warning("step %d: no sample (%s: %s)", step, type(e).__name__, e)
             return
         finally:
