@@ -13,7 +13,8 @@
 #   build.log     pip install (nvcc, sm_90a) and the import check of clarinet._cuda
 #   tests.log     every pytest stage, with the reasons of skips and failures
 #   bench.log     clarinet bench's table
-#   bench.json    clarinet bench's record (written after every case: a timeout keeps what ran)
+#   bench.json    clarinet bench's record (written after every case: a timeout keeps what ran), with
+#                 the compile + autotune seconds of every Triton kernel it tuned ("tuning")
 #   bench.png     generation samples/s against batch (when matplotlib is there)
 #
 # Without a GPU the stages that need one are reported as skipped and the script exits 0 if the
@@ -95,8 +96,10 @@ run_pytest() {
   local log
   log=$(mktemp)
   local t0=$SECONDS
-  timeout --kill-after=10 "${budget[$stage]}" $PY -m pytest -q -rfEs -p no:cacheprovider "${timeout_flag[@]}" "$@" \
-    > "$log" 2>&1
+  # CLARINET_AUTOTUNE=0: one config per kernel (correctness needs no tuning; compiling every config of
+  # every kernel for every shape would take the stage's whole budget)
+  CLARINET_AUTOTUNE=0 timeout --kill-after=10 "${budget[$stage]}" $PY -m pytest -q -rfEs -p no:cacheprovider \
+    "${timeout_flag[@]}" "$@" > "$log" 2>&1
   local rc=$?
   local dt=$((SECONDS - t0))
   { echo "===== stage $stage: pytest $* (exit $rc, ${dt}s)"; cat "$log"; echo; } >> "$tests_log"

@@ -31,6 +31,13 @@ def table() -> str:
             f"CUDA {env.get('cuda') or '-'}; clarinet {env['clarinet']} at {env['commit'][:12]}; {env['time']}",
             "",
         ]
+        roof = env.get("roofline")
+        if roof:  # one core's measured peaks (clarinet.roofline): the sampler rows' "% of core peak"
+            reads = ", ".join(f"{int(k) >> 10} KiB buffer {v / 1e9:.0f} GB/s"
+                              for k, v in roof.get("read_bytes_per_s", {}).items())
+            lines += [f"Roofline, one core: float32 FMA ({roof['fma_isa']}) {roof['fma_macs_per_s'] / 1e9:.0f} G "
+                      f"multiply-adds/s, int8 vpdpbusd ({roof['vnni_isa']}) {roof['vnni_macs_per_s'] / 1e9:.0f} G "
+                      f"multiply-adds/s; reads {reads}.", ""]
         rtf = rtf_table(rows)
         if rtf:
             lines += ["Generation (real-time factors):", "", rtf, ""]

@@ -152,7 +152,9 @@ def cases(ops=OPS, configs=tuple(CONFIGS), modes=PASSES, dtype=torch.float16, si
                     # float32 and one 16-bit type (16-bit weights: half the bytes per generated sample)
                     T1, sweep = SAMPLING_SIZES[op][size]
                     low = dtype if dtype != torch.float32 else torch.float16
-                    out += [Case(op, p, "fwd", dt, dict(B=b, T=t, preset=p), 0.0, 0.0) for dt in (torch.float32, low)
+                    int8 = (torch.int8,) if op == "ar_sampling" else ()  # the cpp sampler's int8 weights
+                    out += [Case(op, p, "fwd", dt, dict(B=b, T=t, preset=p), 0.0, 0.0)
+                            for dt in (torch.float32, low, *int8)
                             for p in SAMPLING_PRESETS[op] if p in configs for b, t in ((1, T1), *sweep)]
             elif op in STEP_PRESETS:  # float32 training steps (a 16-bit model would need its own recipe)
                 if mode == "fwd+bwd":
@@ -293,10 +295,12 @@ def unavailable(backend: str, case: Case, device: torch.device) -> str | None:
                 return None if device.type == "cuda" else "torch.compile of the student is benchmarked on a GPU only"
         elif backend == "compile":
             return "ar_sampling has no compile backend (one step per sample: nothing for torch.compile to fuse)"
+        elif case.dtype == torch.int8 and backend != "cpp":
+            return f"backend {backend!r} has no int8 weight path (int8: the cpp sampler)"
         elif backend == "cpp":
             if device.type != "cpu":
                 return "the cpp sampler runs on CPU tensors"
-            if case.dtype in (torch.float32, torch.float16):
+            if case.dtype in (torch.float32, torch.float16, torch.int8):
                 return None
             return f"the cpp sampler takes float32 or float16, not {case.dtype}"
         if device.type != "cuda":
@@ -418,8 +422,14 @@ def sampling_check(setup: dict, backend: str) -> str | None:
         why = mismatch(_iaf_generator(setup, backend)(), setup["ref"], dtype)
         return None if why is None else f"audio: {why}"
     short = setup["short"]
+    dtype, weights = _int8_split(dtype)
     got = wavenet_sample(setup["packed"], setup["h"][..., :short].to(dtype), teacher_forcing=setup["forced"].to(dtype),
-                         backend=backend)
+                         backend=backend, weight_dtype=weights)
+    if weights is not None:  # int8: the documented error bound, not a float tolerance
+        from ._quant import INT8_BOUND, int8_error, within_bound
+
+        why = within_bound(int8_error(*got, *setup["ref"]), INT8_BOUND)
+        return None if why is None else f"teacher-forced int8 error: {why}"
     for name, o, r in zip(("mean", "log_scale"), got, setup["ref"]):
         why = mismatch(o, r, dtype)
         if why is not None:
@@ -433,9 +443,28 @@ def sampling_fn(setup: dict, backend: str, n: int) -> Callable:
 
     if "packed" not in setup:
         return _iaf_generator(setup, backend)
-    dtype = _run_dtype(setup["dtype"], backend)
+    dtype, weights = _int8_split(_run_dtype(setup["dtype"], backend))
     packed, h, noise = setup["packed"], setup["h"][..., :n].to(dtype), setup["noise"][:, :n].to(dtype)
-    return lambda: wavenet_sample(packed, h, noise, backend=backend)
+    return lambda: wavenet_sample(packed, h, noise, backend=backend, weight_dtype=weights)
+
+
+def _int8_split(dtype: torch.dtype) -> tuple:
+    """(dtype of h and noise, weight_dtype) of a generation case: int8 weights take float32 inputs."""
+    return (torch.float32, torch.int8) if dtype == torch.int8 else (dtype, None)
+
+
+def _roofline_fields(case: Case, backend: str, rate: float, config: dict) -> dict:
+    """The counts per sample (clarinet.roofline) and, for the cpp sampler, the fraction of the
+    core's peak multiply-add rate it reaches (int8: vpdpbusd; float: float32 FMA)."""
+    from . import roofline
+
+    c = config  # the packed model's (PackedWaveNet.config)
+    counts = roofline.sampler_counts(c["R"], c["G"], c["S"], c["C"], c["K"], c["layers"], case.dtype)
+    out = dict(macs_per_sample=counts["macs"], weight_bytes_per_sample=counts["weight_bytes"])
+    if backend == "cpp":
+        threads = min(case.shape["B"], torch.get_num_threads())
+        out["core_fraction"] = roofline.core_fraction(rate * counts["macs"], case.dtype, roofline.measure(), threads)
+    return out
 
 
 def _run_sampling_case(case: Case, backends, device: torch.device, min_time: float) -> list[dict]:
@@ -470,8 +499,9 @@ def _run_sampling_case(case: Case, backends, device: torch.device, min_time: flo
         note = f"timed over {n} samples, rate extrapolated" if n < T else ""
         if backend == "cpp" and B > 1:
             note = f"{min(B, torch.get_num_threads())} threads"
+        extra = _roofline_fields(case, backend, rate, setup["packed"].config) if case.op == "ar_sampling" else {}
         rows.append(dict(row, status="ok", **t, gflops=fps * rate * 1e-9, gbps=0.0, samples_per_s=rate,
-                         x_real_time=rate / (B * SAMPLE_RATE), flops=fps * B * n, bytes=0.0, note=note))
+                         x_real_time=rate / (B * SAMPLE_RATE), flops=fps * B * n, bytes=0.0, note=note, **extra))
     return rows
 
 
@@ -523,7 +553,10 @@ def environment(device: torch.device) -> dict:
         env["cuda"] = torch.version.cuda
     else:
         env["device"] = _cpu_name()
-    env.update(machine_load())
+        from . import roofline
+
+        env["roofline"] = roofline.measure()  # one core's peak float32 FMA and int8 vpdpbusd rates
+    env.update(machine_load())  # threads, CPUs available, load average (on a GPU machine too)
     return env
 
 
@@ -590,10 +623,22 @@ def _git_commit() -> str:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def tuning_report() -> list[dict]:
+    """What Triton autotuning cost in this process, per kernel and key (``clarinet.kernels._tuning``):
+    configs kept and pruned, the best one, seconds of compiling and benchmarking. Empty without Triton."""
+    try:
+        from clarinet.kernels._tuning import tuning_report as report
+    except ImportError:
+        return []
+    return report()
+
+
 def write_record(path: str, env: dict, rows: list[dict]) -> None:
+    """The JSON record: ``environment``, ``results`` (one dict per case and backend) and ``tuning``
+    (:func:`tuning_report`)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(dict(environment=env, results=rows), f, indent=1)
+        json.dump(dict(environment=env, results=rows, tuning=tuning_report()), f, indent=1)
 
 
 def _ref_key(r: dict) -> tuple:
@@ -635,6 +680,8 @@ def rtf_table(rows: list[dict]) -> str:
                                        r["backend"], r["dtype"])):
         vs = f"{r['samples_per_s'] / ref[_ref_key(r)]:.1f}x" if _ref_key(r) in ref else "-"
         note = f" ({r['note']})" if r.get("note") else ""
+        if r.get("core_fraction") is not None:
+            note += f" ({100 * r['core_fraction']:.0f}% of core peak)"
         lines.append(f"| {r['op']} {r['config']} | {r['shape']['B']} | {r['shape']['T']} | {r['backend']}{note} | "
                      f"{r['dtype']} | {r['samples_per_s']:.3g} | {r['x_real_time']:.3g} | {vs} |")
     return "\n".join(lines)

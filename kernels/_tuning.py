@@ -52,6 +52,11 @@ import time
 
 import triton
 
+#: ``CLARINET_AUTOTUNE=0``: compile and run only the first config that survives pruning, benchmark
+#: nothing. For correctness runs on a GPU (benchmarks/gpu_run.sh's test stages), where compiling every
+#: config of every kernel for every shape would cost minutes (one float32 config takes 4 to 40 s).
+ENV_AUTOTUNE = "CLARINET_AUTOTUNE"
+
 #: Opt-in shared memory per block of H100/H200 (sm_90), the default limit of the CPU checks.
 SM90_MAX_SHARED = 232_448
 
@@ -128,7 +133,7 @@ class TunedKernel:
         self.registers = registers
         self._last_prune: tuple[int, list] | None = None
         self._seen: set = set()
-        prune = {"early_config_prune": self._prune} if estimate is not None or registers is not None else None
+        prune = {"early_config_prune": self._prune}
         self.tuner = triton.autotune(configs=configs, key=key, prune_configs_by=prune, **autotune_kw)(fn)
         self.key_names = list(key)
 
@@ -138,6 +143,8 @@ class TunedKernel:
     def _prune(self, configs, named_args, **kwargs):
         args = {**named_args, **kwargs}
         kept = prune_configs(configs, args, self.estimate, max_shared_memory(_first_device(args)), self.registers)
+        if os.environ.get(ENV_AUTOTUNE, "1") == "0":
+            kept = kept[:1]
         self._last_prune = (len(kept), [str(c) for c in configs if all(c is not k for k in kept)])
         return kept
 

@@ -20,6 +20,7 @@ def test_cli_writes_a_record(tmp_path, capsys):
                    "--configs", "student", "teacher-small"])
     assert rc == 0
     rec = json.loads(out.read_text())
+    assert isinstance(rec["tuning"], list)  # Triton compile + autotune cost (none timed on the CPU)
     env = rec["environment"]
     for key in ("device", "torch", "triton", "clarinet", "commit", "time"):
         assert env[key]
@@ -37,7 +38,9 @@ def test_cli_writes_a_record(tmp_path, capsys):
     assert (tmp_path / "rec.png").stat().st_size > 1000  # samples/s against batch
     skipped = {r["backend"] for r in rows if r["status"] == "skipped"}
     assert skipped == {"triton", "cuda", "cpp", "reference"}  # cpp: only the AR sampler; reference: float32 only
-    assert {r["dtype"] for r in ok if r["backend"] == "cpp"} == {"float32", "float16"}
+    assert {r["dtype"] for r in ok if r["backend"] == "cpp"} == {"float32", "float16", "int8"}
+    assert all(0 < r["core_fraction"] for r in ok if r["backend"] == "cpp")  # against env["roofline"]
+    assert env["roofline"]["fma_macs_per_s"] > 0
     printed = capsys.readouterr().out
     assert "not run: triton" in printed and "not run: cuda" in printed and "| wavenet_layer[student" in printed
     assert "| teacher_step[teacher-small" in printed

@@ -214,3 +214,14 @@ def test_wavenet_sample_register_rule():
     assert kept == [(16, 8), (32, 16)]
     assert all(S._registers(c, {"USE_DOT": False, "DOT_PREC": "ieee"}) for c in cfgs)
     assert all(S._registers(c, {"USE_DOT": True, "DOT_PREC": "tf32"}) for c in cfgs)
+
+
+def test_autotune_off_keeps_one_config(monkeypatch):
+    """CLARINET_AUTOTUNE=0 (the GPU correctness run): only the first config that survives pruning."""
+    cfgs = [triton.Config({"BLOCK": b}, num_warps=1) for b in (4096, 64, 128)]
+    kernel = TUNING.autotune("test.scale2", configs=cfgs, key=["N_BUCKET"],
+                             estimate=lambda c, a: c.kwargs["BLOCK"], registers=lambda c, a: c.kwargs["BLOCK"] < 4096)(
+        _scale_kernel)
+    assert kernel._prune(cfgs, {"x_ptr": torch.empty(1)}) == cfgs[1:]
+    monkeypatch.setenv("CLARINET_AUTOTUNE", "0")
+    assert kernel._prune(cfgs, {"x_ptr": torch.empty(1)}) == [cfgs[1]]

@@ -428,6 +428,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
         dtype the sampler runs in (default the model's): the conditioning and noise are rounded to it
         and the backend uses its weights in it, e.g. ``torch.float16`` for the C++ sampler's float16
         weights (half the bytes per sample) or the GPU samplers' 16-bit paths; outputs are float32.
+        ``torch.int8``: the C++ sampler's int8 weights (``wavenet_sample(weight_dtype=torch.int8)``;
+        conditioning and noise stay float32; other backends raise).
         """
         pieces = []
         for piece in self.generate_stream(mel, noise, temperature, progress=progress, log_scale_min=log_scale_min,
@@ -458,9 +460,11 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
             _positive_int("chunk", chunk)
         _positive_int("span", span)
         B, T = noise.shape
-        if sample_dtype is not None and not (isinstance(sample_dtype, torch.dtype) and sample_dtype.is_floating_point):
-            raise TypeError(f"sample_dtype: expected a floating-point torch.dtype, got {sample_dtype!r}")
-        run_dtype = sample_dtype or mel.dtype
+        int8 = sample_dtype == torch.int8  # int8 weights, float32 inputs
+        if sample_dtype is not None and not int8 and not (isinstance(sample_dtype, torch.dtype)
+                                                          and sample_dtype.is_floating_point):
+            raise TypeError(f"sample_dtype: expected a floating-point torch.dtype or torch.int8, got {sample_dtype!r}")
+        run_dtype = torch.float32 if int8 else sample_dtype or mel.dtype
         packed = pack_wavenet(self)
         backend = resolve_backend(packed, mel.new_empty(B, self.n_mels, 0, dtype=run_dtype), backend)
         state_dtype = mel.dtype if backend == "reference" else torch.float32
@@ -471,7 +475,8 @@ class GaussianWaveNet(_PresetMixin, nn.Module):
                 e = min(a + span, T)
                 h = self.upsampler.forward_range(mel, a, e).to(run_dtype)
                 x = wavenet_sample(packed, h, noise[:, a:e].to(run_dtype), temperature=temperature,
-                                   log_scale_min=log_scale_min, backend=backend, chunk=chunk, state=state)
+                                   log_scale_min=log_scale_min, backend=backend, chunk=chunk, state=state,
+                                   weight_dtype=torch.int8 if int8 else None)
                 bar.update(e - a)
                 yield x
 

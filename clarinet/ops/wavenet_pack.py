@@ -162,18 +162,20 @@ class PackedWaveNet:
             self._copies[key] = hit
         return hit
 
-    def cpp(self, half: bool = False):
-        """The C++ sampler over these weights (built once per mode); ``half``: float16 weights."""
-        if half not in self._cpp:
+    def cpp(self, half: bool = False, int8: bool = False):
+        """The C++ sampler over these weights (built once per mode); ``half``: float16 weights;
+        ``int8``: int8 weights (quantized here once, per output channel; see ``wavenet_sample``)."""
+        key = "int8" if int8 else half
+        if key not in self._cpp:
             _C = _load_cpp()
             c, t = self.config, self.tensors
             layers = [tuple(t[f"layers.{i}.{n}"].numpy() for n in ("w_dil", "b_dil", "w_cond", "w_rs", "b_rs"))
                       for i in range(c["layers"])]
-            self._cpp[half] = _C.WaveNetSampler(c["R"], c["G"], c["S"], c["K"], c["C"], list(c["dilations"]),
-                                                t["w_in"].numpy(), t["b_in"].numpy(), layers, t["w_out1"].numpy(),
-                                                t["b_out1"].numpy(), t["w_out2"].numpy(), t["b_out2"].numpy(),
-                                                half_weights=half)
-        return self._cpp[half]
+            self._cpp[key] = _C.WaveNetSampler(c["R"], c["G"], c["S"], c["K"], c["C"], list(c["dilations"]),
+                                               t["w_in"].numpy(), t["b_in"].numpy(), layers, t["w_out1"].numpy(),
+                                               t["b_out1"].numpy(), t["w_out2"].numpy(), t["b_out2"].numpy(),
+                                               half_weights=bool(half) and not int8, int8_weights=int8)
+        return self._cpp[key]
 
     @property
     def state_size(self) -> int:
@@ -243,8 +245,10 @@ def pack_wavenet(model, *, cache: bool = True) -> PackedWaveNet:
             tensors[f"layers.{i}.w_cond"] = f(ly.w_cond.t())
             tensors[f"layers.{i}.w_rs"] = f(torch.cat([ly.w_res, ly.w_skip]).t())
             tensors[f"layers.{i}.b_rs"] = f(torch.cat([ly.b_res, ly.b_skip]))
-        for v in tensors.values():
+        for name, v in tensors.items():
             v.requires_grad_(False)
+            if not torch.isfinite(v).all():
+                raise ValueError(f"model: weight {name} has non-finite values (nan or inf); refusing to pack")
     config = dict(layers=len(stack.layers), dilations=stack.dilations, R=R, G=G, S=S, K=K, C=C,
                   hop=stack.hop, receptive_field=stack.receptive_field)
     # a model is held weakly (the pack must not keep it alive); a description passed by itself is held

@@ -9,6 +9,8 @@ namespace py = pybind11;
 
 // csrc/cpu/wavenet_sampler.cpp
 void register_wavenet_sampler(py::module_& m);
+// csrc/cpu/roofline.cpp
+void register_roofline(py::module_& m);
 
 namespace {
 
@@ -46,4 +48,5 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "clarinet CPU extension";
   m.def("build_info", &build_info, "How this extension was compiled (compiler, vector ISA flags, OpenMP).");
   register_wavenet_sampler(m);
+  register_roofline(m);
 }

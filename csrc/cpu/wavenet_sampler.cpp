@@ -32,6 +32,8 @@
 // (AVX2) / 40k (AVX-512) samples/s; float16 (1.15 MB) 55k / 68k samples/s, about 105 GFLOP/s at
 // 1.6 MFLOP per sample. The AVX-512 remainder blocks (64/32/16 outputs with 4/2/1 accumulators
 // instead of 16-output single-chain passes) took float16 from 61k to 68k.
+#include "int8_matvec.h"
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -170,6 +172,40 @@ void gate_generic(const float* __restrict a, float* __restrict z, int64_t G2) {
   }
 }
 
+// exp256 below, one lane at a time: the same IEEE operations (fused multiply-adds as std::fma), so
+// the same bits. The int8 sampler gates through it on every ISA level (bit-identical levels).
+inline float exp_cephes(float x) {
+  x = std::min(x, 88.3762626647949f);
+  x = std::max(x, -88.3762626647949f);
+  const float fx = std::floor(std::fma(x, 1.44269504088896341f, 0.5f));
+  x = std::fma(-fx, 0.693359375f, x);
+  x = std::fma(-fx, -2.12194440e-4f, x);
+  const float z = x * x;
+  float y = 1.9875691500E-4f;
+  y = std::fma(y, x, 1.3981999507E-3f);
+  y = std::fma(y, x, 8.3334519073E-3f);
+  y = std::fma(y, x, 4.1665795894E-2f);
+  y = std::fma(y, x, 1.6666665459E-1f);
+  y = std::fma(y, x, 5.0000001201E-1f);
+  y = std::fma(y, z, x);
+  y = y + 1.0f;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(fx) + 127) << 23;
+  float p2;
+  std::memcpy(&p2, &bits, sizeof p2);
+  return y * p2;
+}
+
+// tanh(x) = 2 / (1 + exp(-2x)) - 1; sigmoid(x) = 1 / (1 + exp(-x)), as gate_avx2 computes them.
+inline void gate_cephes_range(const float* __restrict a, float* __restrict z, int64_t g0, int64_t G2) {
+  for (int64_t g = g0; g < G2; ++g) {
+    const float th = 2.0f / (1.0f + exp_cephes(-2.0f * a[g])) - 1.0f;
+    const float sg = 1.0f / (1.0f + exp_cephes(0.0f - a[G2 + g]));
+    z[g] = th * sg;
+  }
+}
+
+void gate_cephes(const float* __restrict a, float* __restrict z, int64_t G2) { gate_cephes_range(a, z, 0, G2); }
+
 #if defined(CLARINET_X86)
 // exp(x) for 8 floats: Cephes' expf (range reduction by ln 2, degree-5 polynomial, a few ulp),
 // inputs clamped to [-88.38, 88.38] (so the result is finite and never a denormal-producing NaN).
@@ -204,10 +240,42 @@ __attribute__((target("avx2,fma"))) void gate_avx2(const float* __restrict a, fl
     const __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), as))));
     _mm256_storeu_ps(z + g, _mm256_mul_ps(th, sg));
   }
-  for (; g < G2; ++g) {
-    const float s = 1.0f / (1.0f + std::exp(-a[G2 + g]));
-    z[g] = std::tanh(a[g]) * s;
+  gate_cephes_range(a, z, g, G2);  // the same numbers as the vector lanes
+}
+
+// exp256 and gate_avx2 on 16 lanes: the same operations, so the same numbers as both (and as
+// gate_cephes); 16 lanes took the gate from about 7 % of the int8 sampler's time to about 4 %.
+__attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f));
+  x = _mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f));
+  __m512 fx = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f));
+  fx = _mm512_roundscale_ps(fx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+  const __m512 z = _mm512_mul_ps(x, x);
+  __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+  y = _mm512_fmadd_ps(y, z, x);
+  y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+  __m512i e = _mm512_cvttps_epi32(fx);
+  e = _mm512_slli_epi32(_mm512_add_epi32(e, _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+__attribute__((target("avx512f"))) void gate_avx512(const float* __restrict a, float* __restrict z, int64_t G2) {
+  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f), m2 = _mm512_set1_ps(-2.0f);
+  int64_t g = 0;
+  for (; g + 16 <= G2; g += 16) {
+    const __m512 at = _mm512_loadu_ps(a + g), as = _mm512_loadu_ps(a + G2 + g);
+    const __m512 th = _mm512_sub_ps(_mm512_div_ps(two, _mm512_add_ps(one, exp512(_mm512_mul_ps(m2, at)))), one);
+    const __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), as))));
+    _mm512_storeu_ps(z + g, _mm512_mul_ps(th, sg));
   }
+  gate_cephes_range(a, z, g, G2);
 }
 #endif
 
@@ -297,7 +365,8 @@ __attribute__((target("avx512f"))) inline __m512 load16(const uint16_t* p) {
 
 // NACC zmm accumulators (16 outputs each) over all inputs: NACC independent FMA chains per row, so
 // the 4-cycle FMA latency is hidden when NACC >= 4 (one accumulator alone runs at a quarter rate).
-template <int NACC, typename WT>
+// PF > 0: prefetch the row PF ahead with the non-temporal hint (weights streamed from beyond L2).
+template <int NACC, int PF, typename WT>
 __attribute__((target("avx512f"))) inline void matvec512_block(const WT* __restrict W, int64_t ldw,
                                                                const float* __restrict x, int64_t nin,
                                                                float* __restrict acc, int64_t o0) {
@@ -305,6 +374,9 @@ __attribute__((target("avx512f"))) inline void matvec512_block(const WT* __restr
   for (int j = 0; j < NACC; ++j) a[j] = _mm512_loadu_ps(acc + o0 + 16 * j);
   const WT* w = W + o0;
   for (int64_t i = 0; i < nin; ++i, w += ldw) {
+    if (PF)
+      for (int j = 0; j < NACC * 16 * static_cast<int>(sizeof(WT)); j += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(w + PF * ldw) + j, _MM_HINT_NTA);
     const __m512 b = _mm512_set1_ps(x[i]);
     for (int j = 0; j < NACC; ++j) a[j] = _mm512_fmadd_ps(b, load16(w + 16 * j), a[j]);
   }
@@ -313,22 +385,22 @@ __attribute__((target("avx512f"))) inline void matvec512_block(const WT* __restr
 
 // Blocks of 128 outputs, then one of 64, 32 and 16 as they fit (R + S = 192 is 128 + 64, not
 // 128 + four single-chain passes), then one masked tail.
-template <typename WT>
+template <typename WT, int PF = 0>
 __attribute__((target("avx512f"))) void matvec_acc_avx512(const WT* __restrict W, int64_t ldw,
                                                           const float* __restrict x, int64_t nin,
                                                           float* __restrict acc, int64_t nout) {
   int64_t o0 = 0;
-  for (; o0 + 128 <= nout; o0 += 128) matvec512_block<8>(W, ldw, x, nin, acc, o0);
+  for (; o0 + 128 <= nout; o0 += 128) matvec512_block<8, PF>(W, ldw, x, nin, acc, o0);
   if (o0 + 64 <= nout) {
-    matvec512_block<4>(W, ldw, x, nin, acc, o0);
+    matvec512_block<4, PF>(W, ldw, x, nin, acc, o0);
     o0 += 64;
   }
   if (o0 + 32 <= nout) {
-    matvec512_block<2>(W, ldw, x, nin, acc, o0);
+    matvec512_block<2, PF>(W, ldw, x, nin, acc, o0);
     o0 += 32;
   }
   if (o0 + 16 <= nout) {
-    matvec512_block<1>(W, ldw, x, nin, acc, o0);
+    matvec512_block<1, PF>(W, ldw, x, nin, acc, o0);
     o0 += 16;
   }
   if (o0 < nout) {
@@ -404,6 +476,7 @@ CondFn pick_cond(int level) {
 
 GateFn pick_gate(int level) {
 #if defined(CLARINET_X86)
+  if (level >= 2) return gate_avx512;
   if (level >= 1) return gate_avx2;
 #endif
   (void)level;
@@ -419,12 +492,13 @@ MatVecFn pick_matvec(int level) {
   return matvec_acc_generic<float>;
 }
 
-MatVecHFn pick_matvec_h(int level) {
+MatVecHFn pick_matvec_h(int level, bool prefetch) {
 #if defined(CLARINET_X86)
-  if (level >= 2) return matvec_acc_avx512<uint16_t>;
+  if (level >= 2) return prefetch ? matvec_acc_avx512<uint16_t, 8> : matvec_acc_avx512<uint16_t>;
   if (level >= 1) return matvec_acc_avx2<uint16_t>;
 #endif
   (void)level;
+  (void)prefetch;
   return matvec_acc_generic<uint16_t>;
 }
 
@@ -458,6 +532,30 @@ struct Layer {
   int64_t d = 1, L = 0;
   std::vector<float> w_dil, b_dil, w_cond, w_rs, b_rs;
   std::vector<uint16_t> w_dil_h, w_rs_h;  // float16 copies of the per-step matrices (half_weights)
+  clarinet_int8::QMatrix q_dil, q_cond, q_rs;  // int8 copies (int8_weights)
+};
+
+// acc[o] += sum_i x[i] * W[i*ldw + o] with fused multiply-adds in input order (the float kernels'
+// order at every SIMD level): the small float products of the int8 sampler, the same on every level.
+// Cloned for FMA CPUs (std::fma is exact either way; without the clone it is a libm call, 1.5 % of
+// the int8 teacher-small sampler's time).
+__attribute__((target_clones("fma", "default"))) void matvec_acc_fma(const float* __restrict W, int64_t ldw,
+                                                                      const float* __restrict x, int64_t nin,
+                                                                      float* __restrict acc, int64_t nout) {
+  for (int64_t o = 0; o < nout; ++o) {
+    float a = acc[o];
+    for (int64_t i = 0; i < nin; ++i) a = std::fma(x[i], W[i * ldw + o], a);
+    acc[o] = a;
+  }
+}
+
+// The kernels one run uses, picked once from the ISA level.
+struct Kernels {
+  MatVecFn mv;
+  MatVecHFn mvh;
+  GateFn gate;
+  CondFn cond;
+  clarinet_int8::Kernels q;
 };
 
 // A strided float32 view (strides in elements).
@@ -471,8 +569,9 @@ class WaveNetSampler {
  public:
   WaveNetSampler(int64_t R, int64_t G, int64_t S, int64_t K, int64_t C, std::vector<int64_t> dilations,
                  py::array w_in, py::array b_in, py::list layers, py::array w_out1, py::array b_out1,
-                 py::array w_out2, py::array b_out2, bool half_weights)
-      : R_(R), G_(G), S_(S), K_(K), C_(C), half_(half_weights) {
+                 py::array w_out2, py::array b_out2, bool half_weights, bool int8_weights)
+      : R_(R), G_(G), S_(S), K_(K), C_(C), half_(half_weights), int8_(int8_weights) {
+    if (half_weights && int8_weights) throw std::invalid_argument("half_weights and int8_weights: pick one");
     if (R < 1 || G < 2 || G % 2 || S < 1 || K < 1 || C < 0)
       throw std::invalid_argument("WaveNetSampler: bad sizes (need R, S, K >= 1, C >= 0, G even >= 2)");
     if (static_cast<int64_t>(dilations.size()) != static_cast<int64_t>(py::len(layers)) || dilations.empty())
@@ -508,6 +607,33 @@ class WaveNetSampler {
       }
       for (auto* v : {&w_in_, &b_in_, &w_out1_, &b_out1_, &w_out2_, &b_out2_}) round_to_half(*v);
       w_out1_h_ = to_half(w_out1_);
+      // float16 weights read every step that overflow a 1 MiB L2 (teacher-small 1.19 MB, teacher 4 MB)
+      // are prefetched 8 rows ahead (non-temporal), as the int8 ones: interleaved, one thread, 4800
+      // samples x 20 rounds, load 5 on 2 cores, two runs: teacher-small 31.5k -> 33.1k and 34.1k ->
+      // 35.4k samples/s, teacher 9.4k -> 10.1k and 12.5k -> 12.8k.
+      int64_t step_bytes = 2 * static_cast<int64_t>(w_out1_h_.size());
+      for (const Layer& ly : layers_) step_bytes += 2 * static_cast<int64_t>(ly.w_dil_h.size() + ly.w_rs_h.size());
+      prefetch_h_ = step_bytes > (int64_t(1) << 20);
+    }
+    if (int8_) {  // the per-step matrices and the conditioning projection as int8 (int8_matvec.h)
+      using clarinet_int8::QMatrix;
+      for (Layer& ly : layers_) {
+        ly.q_dil = QMatrix::quantize(ly.w_dil.data(), K * R, G);
+        ly.q_cond = QMatrix::quantize(ly.w_cond.data(), C, G);
+        ly.q_rs = QMatrix::quantize(ly.w_rs.data(), G / 2, R + S);
+        for (auto* v : {&ly.w_dil, &ly.w_cond, &ly.w_rs}) std::vector<float>().swap(*v);
+      }
+      q_out1_ = QMatrix::quantize(w_out1_.data(), S, S);
+      // Weights read every step that overflow a 1 MiB L2 (teacher: 2.1 MB) come from L3 each step:
+      // prefetched 8 groups ahead (non-temporal), teacher int8 went from 39.1k to 41.2k samples/s; for
+      // teacher-small (0.67 MB, L2-resident) the same prefetches cost 2-4 %, so they stay off there
+      // (interleaved, one thread, 4800 samples x 20 rounds, load 2.9 on 2 cores).
+      int64_t step_bytes = q_out1_.bytes();
+      for (const Layer& ly : layers_) step_bytes += ly.q_dil.bytes() + ly.q_rs.bytes();
+      if (step_bytes > (int64_t(1) << 20)) {
+        for (Layer& ly : layers_) ly.q_dil.prefetch_nt = ly.q_rs.prefetch_nt = 8;
+        q_out1_.prefetch_nt = 8;
+      }
     }
   }
 
@@ -569,16 +695,15 @@ class WaveNetSampler {
     const float* hp = static_cast<const float*>(hb.ptr);
     const int64_t hs0 = hb.strides[0] / fs, hs1 = hb.strides[1] / fs, hs2 = hb.strides[2] / fs;
     View2 sv{static_cast<const float*>(src.ptr), src.strides[0] / fs, src.strides[1] / fs};
-    const MatVecFn mv = pick_matvec(level);
-    const MatVecHFn mvh = pick_matvec_h(level);
-    const GateFn gate = pick_gate(level);
-    const CondFn condf = pick_cond(level);
+    Kernels kern{pick_matvec(level), pick_matvec_h(level, prefetch_h_), pick_gate(level), pick_cond(level),
+                 clarinet_int8::pick_kernels(level)};
+    if (int8_ && level == 0) kern.gate = gate_cephes;  // gate_avx2's numbers without AVX2
     const float temp = static_cast<float>(temperature), lsmin = static_cast<float>(log_scale_min);
     const int64_t n_chunk = std::min(chunk, T);
 
     auto work = [&](int64_t b) {
       View2 hv{hp + b * hs0, hs1, hs2};
-      run_one(mv, mvh, gate, condf, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T, outs[2] + b * T, T, temp,
+      run_one(kern, hv, sv.p + b * sv.s0, sv.s1, forced, outs[0] + b * T, outs[1] + b * T, outs[2] + b * T, T, temp,
               lsmin, n_chunk, st ? st + b * SS : nullptr, step0);
     };
     const int64_t nt = std::max<int64_t>(1, std::min(num_threads, B));
@@ -610,6 +735,14 @@ class WaveNetSampler {
     return names[isa_level(true, "auto")];
   }
 
+  // The int8 products' instruction set for run(isa=...): "avx512vnni", "avxvnni" or "generic".
+  std::string int8_isa(const std::string& isa) const {
+    return clarinet_int8::level_name(clarinet_int8::pick_kernels(isa_level(true, isa)).level);
+  }
+
+  // "float32", "float16" or "int8": the weights the per-step products stream.
+  std::string weights() const { return int8_ ? "int8" : half_ ? "float16" : "float32"; }
+
  private:
   static py::buffer_info checked_float(const py::array& a, int ndim, const std::string& name) {
     if (!py::isinstance<py::array_t<float>>(a) || a.dtype().kind() != 'f' || a.itemsize() != sizeof(float))
@@ -633,8 +766,8 @@ class WaveNetSampler {
       mv(w.data() + offset, ldw, x, nin, acc, nout);
   }
 
-  void run_one(MatVecFn mv, MatVecHFn mvh, GateFn gate, CondFn condf, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo, float* lo,
-               int64_t T, float temp, float lsmin, int64_t n_chunk, float* state, int64_t step0) const {
+  void run_one(const Kernels& kern, View2 h, const float* src, int64_t src_s, bool forced, float* xo, float* mo,
+               float* lo, int64_t T, float temp, float lsmin, int64_t n_chunk, float* state, int64_t step0) const {
     const int64_t R = R_, G = G_, S = S_, K = K_, C = C_, G2 = G / 2, NL = static_cast<int64_t>(layers_.size());
     const float skip_scale = std::sqrt(1.0f / static_cast<float>(NL));
     // ring buffers (zero = the reference's zero-initialised history), conditioning chunk, scratch
@@ -651,14 +784,31 @@ class WaveNetSampler {
     }
     std::vector<float> cond(NL * n_chunk * G), hT(n_chunk * C);
     std::vector<float> x(R), a(G), z(G2), rs(R + S), skip(S), y1(S), y2(2);
+    const MatVecFn mv = kern.mv;
+    const MatVecHFn mvh = kern.mvh;
+    const clarinet_int8::Kernels& q = kern.q;
+    // int8 scratch: quantized activations (u8), int32 sums, the dilated conv's input [taps, x]
+    const int64_t C4 = (C + 3) / 4 * 4;
+    std::vector<uint8_t> ub(int8_ ? (std::max({K * R, G2, S}) + 3) / 4 * 4 : 0), hq(int8_ ? n_chunk * C4 : 0);
+    std::vector<float> xin(int8_ ? K * R : 0), hs(int8_ ? n_chunk : 0);
     for (int64_t t0 = 0; t0 < T; t0 += n_chunk) {
       const int64_t n = std::min(n_chunk, T - t0);
       // conditioning projection of the next n steps, every layer: cond = b_dil + w_cond^T h
       for (int64_t i = 0; i < n; ++i)
         for (int64_t c = 0; c < C; ++c) hT[i * C + c] = h.at(c, t0 + i);
-      for (int64_t l = 0; l < NL; ++l) {
-        const Layer& ly = layers_[l];
-        condf(ly.w_cond.data(), C, G, hT.data(), n, ly.b_dil.data(), cond.data() + l * n_chunk * G);
+      if (int8_) {  // h quantized once per step, shared by every layer
+        for (int64_t i = 0; i < n; ++i) hs[i] = q.quant_signed(hT.data() + i * C, C, hq.data() + i * C4);
+        for (int64_t l = 0; l < NL; ++l) {
+          const Layer& ly = layers_[l];
+          for (int64_t i = 0; i < n; ++i) {
+            q.matvec(ly.q_cond, hq.data() + i * C4, hs[i], true, ly.b_dil.data(), cond.data() + (l * n_chunk + i) * G);
+          }
+        }
+      } else {
+        for (int64_t l = 0; l < NL; ++l) {
+          const Layer& ly = layers_[l];
+          kern.cond(ly.w_cond.data(), C, G, hT.data(), n, ly.b_dil.data(), cond.data() + l * n_chunk * G);
+        }
       }
       for (int64_t i = 0; i < n; ++i) {
         const int64_t t = t0 + i, ta = step0 + t;  // local index, absolute step (ring slots)
@@ -666,19 +816,30 @@ class WaveNetSampler {
         for (int64_t l = 0; l < NL; ++l) {
           const Layer& ly = layers_[l];
           const float* ci = cond.data() + (l * n_chunk + i) * G;
-          std::copy(ci, ci + G, a.begin());  // a = w_cond h + b_dil, then the taps
           const int64_t L = ly.L;
           const int64_t pos = L ? ta % L : 0;
           float* rb = ring[l].data();
-          for (int64_t k = 0; k + 1 < K; ++k) {  // tap k reads the input of step t - (K-1-k)*d
-            const int64_t slot = (pos - (K - 1 - k) * ly.d + L) % L;
-            step_mv(mv, mvh, ly.w_dil, ly.w_dil_h, k * R * G, G, rb + slot * R, R, a.data(), G);
+          auto tap = [&](int64_t k) {  // tap k < K-1 reads the input of step t - (K-1-k)*d
+            return rb + ((pos - (K - 1 - k) * ly.d + L) % L) * R;
+          };
+          if (int8_) {  // one dynamic scale over [taps, x] (K*R values), one over z
+            for (int64_t k = 0; k + 1 < K; ++k) std::copy(tap(k), tap(k) + R, xin.begin() + k * R);
+            std::copy(x.begin(), x.end(), xin.begin() + (K - 1) * R);
+            float s = q.quant_signed(xin.data(), K * R, ub.data());
+            q.matvec(ly.q_dil, ub.data(), s, true, ci, a.data());  // a = cond + W_dil^T [taps, x]
+            kern.gate(a.data(), z.data(), G2);
+            s = q.quant_signed(z.data(), G2, ub.data());
+            q.matvec(ly.q_rs, ub.data(), s, true, ly.b_rs.data(), rs.data());
+          } else {
+            std::copy(ci, ci + G, a.begin());  // a = w_cond h + b_dil, then the taps
+            for (int64_t k = 0; k + 1 < K; ++k)
+              step_mv(mv, mvh, ly.w_dil, ly.w_dil_h, k * R * G, G, tap(k), R, a.data(), G);
+            step_mv(mv, mvh, ly.w_dil, ly.w_dil_h, (K - 1) * R * G, G, x.data(), R, a.data(), G);
+            kern.gate(a.data(), z.data(), G2);
+            std::fill(rs.begin(), rs.end(), 0.0f);
+            step_mv(mv, mvh, ly.w_rs, ly.w_rs_h, 0, R + S, z.data(), G2, rs.data(), R + S);
+            for (int64_t j = 0; j < R + S; ++j) rs[j] += ly.b_rs[j];
           }
-          step_mv(mv, mvh, ly.w_dil, ly.w_dil_h, (K - 1) * R * G, G, x.data(), R, a.data(), G);
-          gate(a.data(), z.data(), G2);
-          std::fill(rs.begin(), rs.end(), 0.0f);
-          step_mv(mv, mvh, ly.w_rs, ly.w_rs_h, 0, R + S, z.data(), G2, rs.data(), R + S);
-          for (int64_t j = 0; j < R + S; ++j) rs[j] += ly.b_rs[j];
           if (L) std::copy(x.begin(), x.end(), rb + pos * R);  // the slot tap 0 just read now holds step t
           for (int64_t r = 0; r < R; ++r) x[r] = (x[r] + rs[r]) * kSqrtHalf;
           if (l == 0)
@@ -687,12 +848,19 @@ class WaveNetSampler {
             for (int64_t s = 0; s < S; ++s) skip[s] += rs[R + s];
         }
         for (int64_t s = 0; s < S; ++s) skip[s] = std::max(skip[s] * skip_scale, 0.0f);
-        std::fill(y1.begin(), y1.end(), 0.0f);
-        step_mv(mv, mvh, w_out1_, w_out1_h_, 0, S, skip.data(), S, y1.data(), S);
-        for (int64_t s = 0; s < S; ++s) y1[s] = std::max(y1[s] + b_out1_[s], 0.0f);
         y2[0] = 0.0f;
         y2[1] = 0.0f;
-        mv(w_out2_.data(), 2, y1.data(), S, y2.data(), 2);
+        if (int8_) {  // skip >= 0 here: all 8 bits, no offset
+          const float s = q.quant_unsigned(skip.data(), S, ub.data());
+          q.matvec(q_out1_, ub.data(), s, false, b_out1_.data(), y1.data());
+          for (int64_t j = 0; j < S; ++j) y1[j] = std::max(y1[j], 0.0f);
+          matvec_acc_fma(w_out2_.data(), 2, y1.data(), S, y2.data(), 2);
+        } else {
+          std::fill(y1.begin(), y1.end(), 0.0f);
+          step_mv(mv, mvh, w_out1_, w_out1_h_, 0, S, skip.data(), S, y1.data(), S);
+          for (int64_t s = 0; s < S; ++s) y1[s] = std::max(y1[s] + b_out1_[s], 0.0f);
+          mv(w_out2_.data(), 2, y1.data(), S, y2.data(), 2);
+        }
         const float m = y2[0] + b_out2_[0], ls = y2[1] + b_out2_[1];
         mo[t] = m;
         lo[t] = ls;
@@ -715,8 +883,9 @@ class WaveNetSampler {
   }
 
   int64_t R_, G_, S_, K_, C_;
-  bool half_ = false;
+  bool half_ = false, int8_ = false, prefetch_h_ = false;
   std::vector<float> w_in_, b_in_, w_out1_, b_out1_, w_out2_, b_out2_;
+  clarinet_int8::QMatrix q_out1_;
   std::vector<uint16_t> w_out1_h_;
   std::vector<Layer> layers_;
 };
@@ -728,12 +897,15 @@ void register_wavenet_sampler(py::module_& m) {
                              "Packed float32 weights of a GaussianWaveNet stack and its C++ incremental sampler "
                              "(see clarinet.ops.wavenet_sample).")
       .def(py::init<int64_t, int64_t, int64_t, int64_t, int64_t, std::vector<int64_t>, py::array, py::array,
-                    py::list, py::array, py::array, py::array, py::array, bool>(),
+                    py::list, py::array, py::array, py::array, py::array, bool, bool>(),
            py::arg("R"), py::arg("G"), py::arg("S"), py::arg("K"), py::arg("C"), py::arg("dilations"),
            py::arg("w_in"), py::arg("b_in"), py::arg("layers"), py::arg("w_out1"), py::arg("b_out1"),
-           py::arg("w_out2"), py::arg("b_out2"), py::arg("half_weights") = false,
+           py::arg("w_out2"), py::arg("b_out2"), py::arg("half_weights") = false, py::arg("int8_weights") = false,
            "half_weights: every weight rounded to float16, the per-step matrices stored and streamed as "
-           "float16 (half the bytes per sample; products still accumulate in float32).")
+           "float16 (half the bytes per sample; products still accumulate in float32). int8_weights: the "
+           "per-step matrices, the conditioning projection and the first output 1x1 quantized to int8 per "
+           "output channel, activations per step with a dynamic scale, int32 sums on vpdpbusd "
+           "(csrc/cpu/int8_matvec.h); biases, the input conv and the last 1x1 stay float32.")
       .def("run", &WaveNetSampler::run, py::arg("h"), py::arg("noise"), py::arg("audio"), py::arg("x_out"),
            py::arg("mean_out"), py::arg("ls_out"), py::arg("temperature"), py::arg("log_scale_min"),
            py::arg("chunk"), py::arg("num_threads") = 1, py::arg("simd") = true, py::arg("state") = py::none(),
@@ -741,5 +913,8 @@ void register_wavenet_sampler(py::module_& m) {
            "Run the sampling loop (GIL released); writes x_out, mean_out, ls_out (B, T) and, when given, "
            "reads and rewrites the carried state (B, state_size) (see state_size).")
       .def_property_readonly("state_size", &WaveNetSampler::state_size)
-      .def_property_readonly("isa", &WaveNetSampler::isa);
+      .def_property_readonly("isa", &WaveNetSampler::isa)
+      .def_property_readonly("weights", &WaveNetSampler::weights)
+      .def("int8_isa", &WaveNetSampler::int8_isa, py::arg("isa") = "auto",
+           "The int8 products' instruction set that run(isa=isa) uses: avx512vnni, avxvnni or generic.");
 }
