@@ -40,7 +40,8 @@ class TrainConfig:
     Watching a run: ``val_fraction`` (0 to 0.5) of the utterances, chosen with the seed, are held out
     and their loss is logged every ``val_every`` steps (0: at every checkpoint); every
     ``sample_every`` steps (0: never) a held-out utterance (a training one without a held-out set),
-    at most ``sample_seconds`` long, is generated into ``<out_dir>/samples/step-N.wav`` with a
+    at most ``sample_seconds`` long (text-to-wave: the whole sentence, up to 1.5 times its length), is
+    generated into ``<out_dir>/samples/step-N.wav`` with a
     spectrogram ``step-N.png`` (needs matplotlib; the wav is written without it)."""
 
     data_dir: str = ""

@@ -67,7 +67,8 @@ def train_text2wave(config) -> TrainResult:
         from .watch import frames_for, write_sample
 
         item = dataset[index]
-        limit = min(item["mel"].shape[1] * 3 // 2, frames_for(seconds, audio_cfg.sample_rate, audio_cfg.hop_length))
+        F = item["mel"].shape[1]  # the whole sentence (its alignment is the point), at most 1.5 x its length
+        limit = min(F * 3 // 2, max(F, frames_for(seconds, audio_cfg.sample_rate, audio_cfg.hop_length)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # early in training the decoder rarely stops
             audio, sr, details = model.synthesize(item["text"], max_frames=limit, progress=False,
