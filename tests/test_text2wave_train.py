@@ -287,7 +287,8 @@ def test_train_student_from_text2wave(corpus, trained, tmp_path, capsys):
             "--gate-channels", "8", "--skip-channels", "4", "--segment-samples", "200", "--batch-size", "4",
             "--steps", "3", "--warmup-steps", "0", "--backend", "reference", "--device", "cpu", "--no-progress",
             "--log-every", "1"]
-    assert main(argv) == 0
+    assert main(argv + ["--sample-every", "3", "--sample-seconds", "0.1"]) == 0
+    assert wav_info(out / "samples" / "step-000003.wav")[:2] == (4000, 8 * 50)  # 0.1 s: 8 frames of its bridge-net
     ckpt = ck.load_checkpoint(ck.latest_checkpoint(out))
     assert ckpt["kind"] == "GaussianIAF" and ckpt["config"]["n_mels"] == trained.model.cond_channels
     assert ckpt["extra"]["teacher"]["kind"] == "TextToWave"
