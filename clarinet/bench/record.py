@@ -1,0 +1,78 @@
+"""The JSON record of a run: the machine and versions, the rows, the Triton tuning report."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+
+import torch
+
+from .. import __version__
+
+
+def environment(device: torch.device) -> dict:
+    env = dict(
+        clarinet=__version__, torch=torch.__version__, python=platform.python_version(),
+        time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        commit=_git_commit(), device_type=device.type,
+    )
+    try:
+        import triton
+
+        env["triton"] = triton.__version__
+    except ImportError:
+        env["triton"] = None
+    if device.type == "cuda":
+        env["device"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    else:
+        env["device"] = _cpu_name()
+        env["threads"] = torch.get_num_threads()
+        from .. import roofline
+
+        env["roofline"] = roofline.measure()  # one core's peak float32 FMA and int8 vpdpbusd rates
+    return env
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} CPUs)"
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def _git_commit() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def tuning_report() -> list[dict]:
+    """What Triton autotuning cost in this process, per kernel and key (``clarinet.kernels._tuning``):
+    configs kept and pruned, the best one, seconds of compiling and benchmarking. Empty without Triton."""
+    try:
+        from clarinet.kernels._tuning import tuning_report as report
+    except ImportError:
+        return []
+    return report()
+
+
+def write_record(path: str, env: dict, rows: list[dict]) -> None:
+    """The JSON record: ``environment``, ``results`` (one dict per case and backend) and ``tuning``
+    (:func:`tuning_report`)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(dict(environment=env, results=rows, tuning=tuning_report()), f, indent=1)
