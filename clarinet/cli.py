@@ -49,7 +49,7 @@ def _bench(args) -> int:
                 continue
             rows += bench.run_case(case, args.backends, device, min_time=args.min_time)
             bench.write_record(args.out, env, rows)  # after every case: an interrupted run keeps its rows
-    env["load_avg_end"] = bench.machine_load()["load_avg"]
+    env["load_avg_end"] = bench.record.machine_load()["load_avg"]
     bench.write_record(args.out, env, rows)
     print(bench.markdown_table(rows))
     rtf = bench.rtf_table(rows)

@@ -53,7 +53,7 @@ def test_wrong_answer_is_not_timed(monkeypatch, triton_device):
 
     real = kern.gaussian_nll_fwd
     monkeypatch.setattr(kern, "gaussian_nll_fwd", lambda *a: real(*a) * 1.01)
-    monkeypatch.setattr(bench, "unavailable", lambda *a: None)  # let the interpreter run here
+    monkeypatch.setattr(bench.run, "unavailable", lambda *a: None)  # let the interpreter run here
     (case,) = bench.cases(ops=("gaussian_nll",), modes=("fwd",), dtype=torch.float32, size="tiny")
     rows = bench.run_case(case, ["reference", "triton"], torch.device(triton_device), min_time=0.01)
     by_backend = {r["backend"]: r for r in rows}
@@ -63,7 +63,7 @@ def test_wrong_answer_is_not_timed(monkeypatch, triton_device):
 
 def test_triton_matches_in_bench_harness(monkeypatch, triton_device):
     """The harness's own correctness check passes for the real kernels (forward and backward)."""
-    monkeypatch.setattr(bench, "unavailable", lambda *a: None)
+    monkeypatch.setattr(bench.run, "unavailable", lambda *a: None)
     for case in bench.cases(ops=("wavenet_layer", "gaussian_nll", "gaussian_kl", "iaf_flow_head"), configs=("student",),
                             dtype=torch.float32, size="tiny"):
         rows = bench.run_case(case, ["triton"], torch.device(triton_device), min_time=0.0)
@@ -134,7 +134,7 @@ def test_record_has_threads_and_load_and_warns(tmp_path, capsys, monkeypatch):
     """--threads is honoured and recorded with the load; a busy machine and a wide spread are warned of."""
     out = tmp_path / "rec.json"
     before = torch.get_num_threads()
-    monkeypatch.setattr(bench, "machine_load", lambda: dict(threads=torch.get_num_threads(), cpus_available=2,
+    monkeypatch.setattr(bench.record, "machine_load", lambda: dict(threads=torch.get_num_threads(), cpus_available=2,
                                                             load_avg=[7.5, 6.0, 5.0]))
     rc = cli.main(["bench", "--size", "tiny", "--backends", "reference", "--ops", "gaussian_nll", "--modes", "fwd",
                    "--out", str(out), "--quiet", "--min-time", "0.01", "--device", "cpu", "--no-plot",
