@@ -1,5 +1,5 @@
 """The ``clarinet`` command line: ``clarinet bench``, ``clarinet train-teacher``, ``clarinet train-student``,
-``clarinet train-text2wave``, ``clarinet synthesize`` (also ``python -m clarinet ...``; the training commands
+``clarinet train-text2wave``, ``clarinet synthesize``, ``clarinet vocode`` (:mod:`clarinet.vocode`) (also ``python -m clarinet ...``; the training commands
 run under ``torchrun`` for several processes)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from ._backend import BACKENDS
 from ._compat import tf32_disabled
 from .losses import KL_KINDS
-from .training import SCHEDULES
+from .training import SCHEDULES, StudentConfig, TeacherConfig, Text2WaveConfig
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -37,6 +37,9 @@ def _bench(args) -> int:
     print(f"clarinet bench on {env['device']} (torch {env['torch']}, triton {env['triton']}), "
           f"{len(cases)} cases, size {size} {bench.SIZES[size]}, {dtype}", file=sys.stderr)
     env["tf32"] = False  # float32 is full float32 for every backend, the references included
+    busy = bench.load_warning(env) if device.type == "cpu" else None
+    if busy:
+        print(f"warning: {busy}", file=sys.stderr)
     rows = []
     start = time.monotonic()
     with tf32_disabled():
@@ -53,11 +56,12 @@ def _bench(args) -> int:
             rows += bench.run_case(case, backends, device, min_time=args.min_time, profile_dir=args.profile)
             bench.write_record(args.out, env, rows)  # after every case: an interrupted run keeps its rows
         if not args.quick and "ar_sampling" in args.ops and "teacher-small" in args.configs:
-            from .bench_serving import mixed_length_rows
+            from .bench.serving import mixed_length_rows
 
             if args.max_seconds is None or time.monotonic() - start <= args.max_seconds:
                 rows += mixed_length_rows("teacher-small", size, device, args.backends, min_time=args.min_time,
                                           profile_dir=args.profile)
+    env["load_avg_end"] = bench.record.machine_load()["load_avg"]
     bench.write_record(args.out, env, rows)
     head = bench.headline(rows)
     if head:
@@ -80,6 +84,8 @@ def _bench(args) -> int:
     skipped = {(r["backend"], r["reason"]) for r in rows if r["status"] == "skipped"}
     for backend, reason in sorted(skipped):
         print(f"not run: {backend}: {reason}")
+    for line in bench.spread_warnings(rows):
+        print(f"warning: {line}", file=sys.stderr)
     bad = [r for r in rows if r["status"] in ("wrong", "error")]
     for r in bad:
         print(f"FAILED: {r['case']} {r['backend']}: {r['status']}: {r['reason']}")
@@ -90,15 +96,24 @@ def _bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import bench
 
+    from . import __version__, vocode
+
     p = argparse.ArgumentParser(prog="clarinet", description="ClariNet kernels and models")
+    p.add_argument("--version", action="version", version=f"clarinet {__version__} (torch {torch.__version__})")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="benchmark the ops on this machine (checks each backend against the reference first)")
-    b.add_argument("--ops", nargs="+", choices=bench.OPS, default=list(bench.OPS))
+    b.add_argument("--ops", nargs="+", choices=bench.OPS, default=list(bench.OPS), metavar="OP",
+                   help="what to time (default all): the ops wavenet_layer, gaussian_nll, gaussian_kl, iaf_flow_head; "
+                        "teacher_step / student_step (a training step's loss forward and backward); ar_sampling / "
+                        "iaf_sampling (generation rates of the teacher's samplers and of the student)")
     b.add_argument("--configs", nargs="+", choices=list(bench.CONFIGS), default=list(bench.CONFIGS),
                    help="wavenet_layer configurations (the reference configurations of the README)")
-    b.add_argument("--modes", nargs="+", choices=bench.PASSES, default=list(bench.PASSES))
+    b.add_argument("--modes", nargs="+", choices=bench.PASSES, default=list(bench.PASSES),
+                   help="the ops' passes: fwd, or fwd+bwd (forward and backward); default both")
     b.add_argument("--backends", nargs="+", choices=bench.BENCH_BACKENDS, default=list(bench.BENCH_BACKENDS),
-                   help="compile = torch.compile of the reference")
+                   help="backends to time, each checked against the reference first (default all; those that cannot run "
+                        "here are listed as not run): "
+                        "reference, compile (torch.compile of the reference), triton, cuda, cpp (the C++ sampler)")
     b.add_argument("--dtype", choices=list(DTYPES), help="default: float16 on a GPU, float32 on the CPU")
     b.add_argument("--size", choices=list(bench.SIZES), help="(batch, samples); default: full on a GPU, small on the CPU")
     b.add_argument("--device", help="default: cuda when available, else cpu")
@@ -117,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_bench)
     _add_train_parsers(sub)
     _add_synthesize_parser(sub)
+    vocode.add_parser(sub)
+    for command in sub.choices.values():
+        command.add_argument("--threads", dest="_threads", default="auto", metavar="N",
+                             help="intra-op CPU threads: an integer, or auto (default) = the CPUs not busy "
+                                  "(CPUs minus the 1-minute load average, at least 1; left alone when "
+                                  "OMP_NUM_THREADS is set); README, 'Threads'")
     return p
 
 
@@ -158,7 +179,7 @@ def _add_train_parsers(sub) -> None:
                                    "*.wav files). Run under torchrun for several processes. Settings: defaults, "
                                    "then --config FILE.json, then flags.")
     t.add_argument("data_dir", metavar="DATA_DIR", help="LJSpeech folder (metadata.csv + wavs/) or a folder of .wav files")
-    _add_common_flags(t, preset_help="teacher or teacher-small (default teacher)", sizes=_TEACHER_SIZES)
+    _add_common_flags(t, TeacherConfig, preset_help="teacher or teacher-small (default teacher)", sizes=_TEACHER_SIZES)
     t.add_argument("--log-scale-min", type=float, help="floor of the predicted log-scale in the likelihood (default -9)")
     t.set_defaults(func=_train_teacher, _sizes=_TEACHER_SIZES)
 
@@ -168,8 +189,10 @@ def _add_train_parsers(sub) -> None:
                                    "checkpoint has them; frozen). Settings: defaults, then --config FILE.json, "
                                    "then flags.")
     s.add_argument("data_dir", metavar="DATA_DIR", help="LJSpeech folder (metadata.csv + wavs/) or a folder of .wav files")
-    s.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (from train-teacher); required")
-    _add_common_flags(s, preset_help="student (default)", sizes=_STUDENT_SIZES)
+    s.add_argument("--teacher", metavar="CKPT",
+                   help="teacher checkpoint: a GaussianWaveNet (train-teacher) or a TextToWave (train-text2wave), "
+                        "whose vocoder is then distilled; required")
+    _add_common_flags(s, StudentConfig, preset_help="student (default)", sizes=_STUDENT_SIZES)
     s.add_argument("--kl-weight", type=float, help="weight of the KL term (default 1)")
     s.add_argument("--stft-weight", type=float, help="weight of the STFT magnitude loss (default 1)")
     s.add_argument("--reg-weight", type=float, help="lambda of the (log sigma_p - log sigma_q)^2 regulariser (default 4)")
@@ -189,10 +212,9 @@ def _add_train_parsers(sub) -> None:
                                    "--config FILE.json, then flags.")
     w.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="LJSpeech folder (or give --data)")
     w.add_argument("--data", dest="data_dir", metavar="DIR", help="LJSpeech folder (metadata.csv + wavs/)")
-    _add_common_flags(w, preset_help="text2wave (default) or text2wave-tiny", sizes=_TEXT2WAVE_SIZES,
-                      common_sizes=False, segment_help="vocoder segment per utterance in samples, a multiple of the "
-                                                       "hop (default 7200)", batch_help="utterances per step per "
-                                                                                       "process (default 16)")
+    _add_common_flags(w, Text2WaveConfig, preset_help="text2wave (default) or text2wave-tiny", sizes=_TEXT2WAVE_SIZES,
+                      common_sizes=False, segment_help="vocoder segment per utterance in samples, a multiple of the hop",
+                      batch_help="utterances per step per process")
     w.add_argument("--mel-weight", type=float, help="weight of the log-mel L1 (default 1)")
     w.add_argument("--linear-weight", type=float, help="weight of the log-linear L1 (default 1)")
     w.add_argument("--done-weight", type=float, help="weight of the end-flag cross-entropy (default 1)")
@@ -204,32 +226,39 @@ def _add_train_parsers(sub) -> None:
     w.set_defaults(func=_train_text2wave, _sizes=_TEXT2WAVE_SIZES, _common_sizes=[])
 
 
-def _add_common_flags(p, *, preset_help, sizes, common_sizes=True,
-                      segment_help="audio samples per training segment, a multiple of the hop (default 7200)",
-                      batch_help="segments per step per process (default 8)") -> None:
+def _add_common_flags(p, config_cls, *, preset_help, sizes, common_sizes=True,
+                      segment_help="audio samples per training segment, a multiple of the hop",
+                      batch_help="segments per step per process") -> None:
+    import dataclasses
+
+    d = {f.name: f.default for f in dataclasses.fields(config_cls)}  # the help shows the command's own defaults
     p.add_argument("--out", dest="out_dir", metavar="DIR", help="output folder: checkpoints, train-log.jsonl; required")
     p.add_argument("--config", dest="_config", metavar="FILE.json",
                    help="JSON object of settings (the field names of the config dataclass); flags override it")
     p.add_argument("--preset", help=preset_help)
     for flag, _, help_ in sizes + (_COMMON_SIZES if common_sizes else []):
         p.add_argument(flag, type=int, metavar="N", dest="_size_" + flag[2:].replace("-", "_"), help=help_ + " (default: the preset's)")
-    p.add_argument("--segment-samples", type=int, help=segment_help)
-    p.add_argument("--batch-size", type=int, help=batch_help)
-    p.add_argument("--steps", type=int, help="total optimizer steps (default 200000)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    p.add_argument("--segment-samples", type=int, help=f"{segment_help} (default {d['segment_samples']})")
+    p.add_argument("--batch-size", type=int, help=f"{batch_help} (default {d['batch_size']})")
+    p.add_argument("--steps", type=int, help=f"total optimizer steps (default {d['steps']})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {config_cls.BASE_LR:g} x sqrt(min(1, batch size / "
+                                            f"{config_cls.BASE_BATCH})): smaller batches, smaller steps)")
     p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="AdamW betas (default 0.9 0.999)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay of matrices (default 0)")
     p.add_argument("--schedule", choices=SCHEDULES,
-                   help="after warm-up: halve every --lr-half-life steps, cosine to --min-lr, or constant (default exponential)")
-    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 1000)")
-    p.add_argument("--lr-half-life", type=int, help="exponential schedule: steps per halving (default 200000)")
-    p.add_argument("--min-lr", type=float, help="learning-rate floor after warm-up (default 1e-6)")
-    p.add_argument("--clip", type=float, help="gradient clipping max norm; 0 disables (default 1)")
-    p.add_argument("--ema", type=float, help="EMA decay of the weights; 0 disables (default 0.9999)")
+                   help="after warm-up: halve every --lr-half-life steps, cosine to --min-lr, or constant "
+                        f"(default {d['schedule']})")
+    p.add_argument("--warmup-steps", type=int,
+                   help=f"linear warm-up steps (default min({config_cls.MAX_WARMUP}, steps / 10))")
+    p.add_argument("--lr-half-life", type=int, help=f"exponential schedule: steps per halving (default {d['lr_half_life']})")
+    p.add_argument("--min-lr", type=float, help=f"learning-rate floor after warm-up (default {d['min_lr']:g})")
+    p.add_argument("--clip", type=float, help=f"gradient clipping max norm; 0 disables (default {d['clip']:g})")
+    p.add_argument("--ema", type=float, help=f"EMA decay of the weights; 0 disables (default {d['ema']:g})")
     p.add_argument("--bf16", action="store_const", const=True, help="bf16 autocast (CUDA only; ignored on the CPU)")
-    p.add_argument("--log-every", type=int, help="steps between log lines (default 100)")
-    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (default 5000); one is also written at the end")
-    p.add_argument("--keep", type=int, help="checkpoints kept (the newest; default 5)")
+    p.add_argument("--log-every", type=int, help=f"steps between log lines (default {d['log_every']})")
+    p.add_argument("--ckpt-every", type=int,
+                   help=f"steps between checkpoints (default {d['ckpt_every']}); one is also written at the end")
+    p.add_argument("--keep", type=int, help=f"checkpoints kept (the newest; default {d['keep']})")
     p.add_argument("--seed", type=int, help="seed of weights, data order, segments and noise (default 0)")
     p.add_argument("--backend", choices=BACKENDS, help="op backend (default auto)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cuda when available; under torchrun cuda:LOCAL_RANK)")
@@ -238,6 +267,16 @@ def _add_common_flags(p, *, preset_help, sizes, common_sizes=True,
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bar")
     p.add_argument("--resume", metavar="CKPT",
                    help="checkpoint to resume from (default: the newest in --out, if any)")
+    p.add_argument("--val-fraction", type=float, metavar="F",
+                   help="hold out this fraction of the utterances (chosen with --seed) and log their loss "
+                        f"(default {d['val_fraction']:g}: none)")
+    p.add_argument("--val-every", type=int, metavar="N",
+                   help="steps between validation losses (default: at every checkpoint)")
+    p.add_argument("--sample-every", type=int, metavar="N",
+                   help="every N steps write OUT/samples/step-N.wav and a spectrogram .png (matplotlib) generated "
+                        "from a held-out utterance (default 0: never)")
+    p.add_argument("--sample-seconds", type=float, metavar="S",
+                   help=f"longest sample in seconds (default {d['sample_seconds']:g})")
 
 
 def _train_settings(args) -> tuple[dict, str | None]:
@@ -274,7 +313,9 @@ def _setup_logging() -> None:
 
 
 def _run_training(args, config_cls, train_fn) -> int:
-    from .training import ConfigError
+    import shlex
+
+    from .training import ConfigError, TrainingInterrupted
 
     values, config_file = _train_settings(args)
     _setup_logging()
@@ -284,6 +325,12 @@ def _run_training(args, config_cls, train_fn) -> int:
     except ConfigError as e:
         print(f"clarinet {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:
+        if e.checkpoint is not None:  # rank 0
+            again = shlex.join(["clarinet", *getattr(args, "_argv", [args.command])])
+            print(f"clarinet {args.command}: {e}.\nResume with the same command; it continues from the newest "
+                  f"checkpoint in {cfg.out_dir}:\n  {again}", file=sys.stderr)
+        return 128 + e.signum
     if result.checkpoint is not None:
         print(f"step {result.step}: {result.checkpoint}")
     return 0
@@ -351,23 +398,6 @@ def _numbered(path, i: int, n: int, suffix: str = ".wav"):
     return p.with_name(f"{p.stem}-{i}{p.suffix or suffix}")
 
 
-def _plot(path, details, sample_rate: int, hop: int, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(3, 1, figsize=(10, 9))
-    axes[0].imshow(details["alignment"].T.cpu().numpy(), aspect="auto", origin="lower", interpolation="none")
-    axes[0].set(title=f"alignment: {title}", xlabel="decoder step", ylabel="character")
-    for ax, key, label in ((axes[1], "mel", "log-mel"), (axes[2], "linear", "log-linear spectrogram")):
-        ax.imshow(details[key].cpu().numpy(), aspect="auto", origin="lower", interpolation="none")
-        ax.set(title=label, xlabel=f"frame ({hop / sample_rate * 1000:.1f} ms)", ylabel="band")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def _synthesize(args) -> int:
     from pathlib import Path
 
@@ -407,11 +437,11 @@ def _synthesize(args) -> int:
             return fail(f"--text-file: {args.text_file!r} is not UTF-8 text ({e})")
         if not texts:
             return fail(f"--text-file: {args.text_file!r} holds no text")
+    from .plotting import have_matplotlib, synthesis_png
+
     plot_ok = args.plot is not None
     if plot_ok:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
+        if not have_matplotlib():
             print("clarinet synthesize: --plot needs matplotlib, which is not installed (pip install matplotlib); "
                   "writing the audio without a plot", file=sys.stderr)
             plot_ok = False
@@ -436,7 +466,7 @@ def _synthesize(args) -> int:
             print(f"wrote {out} ({audio.numel() / sr:.2f} s at {sr} Hz, {det['done'].numel()} decoder steps)")
             if plot_ok:
                 png = _numbered(args.plot, i, len(texts), ".png")
-                _plot(png, det, sr, model.hop_length, text if len(text) <= 60 else text[:57] + "...")
+                synthesis_png(png, det, sr, model.hop_length, text if len(text) <= 60 else text[:57] + "...")
                 print(f"wrote {png}")
         bar.update(len(batch))
     bar.close()
@@ -444,8 +474,20 @@ def _synthesize(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    from ._threads import set_threads
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)
+    before = torch.get_num_threads()
+    try:
+        set_threads(args._threads)
+    except ValueError as e:
+        parser.error(f"--threads: {e}")
+    try:
+        return args.func(args)
+    finally:  # main() called in-process (tests, notebooks) leaves the caller's setting as it was
+        torch.set_num_threads(before)
 
 
 if __name__ == "__main__":

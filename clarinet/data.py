@@ -426,6 +426,24 @@ class TextAudioDataset(Dataset):
         """``N`` of each item's ``text`` (``<eos>`` included)."""
         return [len(ids) for ids in self._ids]
 
+    def frame_lengths(self) -> List[int]:
+        """``F`` (mel frames) of each item, from the audio files' headers (nothing is decoded):
+        ``round(samples * sample_rate / file_rate) // hop_length``."""
+        import soundfile as sf
+
+        out = []
+        for j in self._index:
+            info = sf.info(str(self.audio_dataset.path(j)))
+            samples = round(info.frames * self.cfg.sample_rate / info.samplerate)
+            out.append(samples // self.cfg.hop_length)
+        return out
+
+    def frames_per_symbol(self) -> float:
+        """Mean over the items of ``F / N`` (mel frames per text symbol, ``<eos>`` included): the
+        speaking rate that the attention's positional rates should match (Deep Voice 3 sets the key
+        rate to the ratio of decoder steps to characters, ``frames_per_symbol() / reduction_factor``)."""
+        return float(np.mean([f / n for f, n in zip(self.frame_lengths(), self.text_lengths)]))
+
     @property
     def mel_pad_value(self) -> float:
         """``log(cfg.log_floor)``: the log-mel of silence, for :func:`collate_text_audio`."""

@@ -55,7 +55,7 @@ def test_wrong_answer_is_not_timed(monkeypatch, triton_device):
 
     real = kern.gaussian_nll_fwd
     monkeypatch.setattr(kern, "gaussian_nll_fwd", lambda *a: real(*a) * 1.01)
-    monkeypatch.setattr(bench, "unavailable", lambda *a: None)  # let the interpreter run here
+    monkeypatch.setattr(bench.run, "unavailable", lambda *a: None)  # let the interpreter run here
     (case,) = bench.cases(ops=("gaussian_nll",), modes=("fwd",), dtype=torch.float32, size="tiny")
     rows = bench.run_case(case, ["reference", "triton"], torch.device(triton_device), min_time=0.01)
     by_backend = {r["backend"]: r for r in rows}
@@ -65,7 +65,7 @@ def test_wrong_answer_is_not_timed(monkeypatch, triton_device):
 
 def test_triton_matches_in_bench_harness(monkeypatch, triton_device):
     """The harness's own correctness check passes for the real kernels (forward and backward)."""
-    monkeypatch.setattr(bench, "unavailable", lambda *a: None)
+    monkeypatch.setattr(bench.run, "unavailable", lambda *a: None)
     for case in bench.cases(ops=("wavenet_layer", "gaussian_nll", "gaussian_kl", "iaf_flow_head"), configs=("student",),
                             dtype=torch.float32, size="tiny"):
         rows = bench.run_case(case, ["triton"], torch.device(triton_device), min_time=0.0)
@@ -185,7 +185,7 @@ def test_headline_picks_the_fastest_backend_per_preset():
 
 
 def test_mixed_length_row_checks_then_times_batch_and_one_by_one(monkeypatch):
-    from clarinet import bench_serving
+    from clarinet.bench import serving as bench_serving
 
     rows = bench_serving.mixed_length_rows("teacher-small", "tiny", torch.device("cpu"), ["cpp"], min_time=0.0)
     assert [r["backend"] for r in rows] == ["cpp (batch)", "cpp (one by one)", "cpp (padded, no frame_lengths)"]
@@ -199,3 +199,24 @@ def test_mixed_length_row_checks_then_times_batch_and_one_by_one(monkeypatch):
     monkeypatch.setattr(bench_serving, "mismatch", lambda a, b, d: real(a * 1.01, b, d))
     (wrong,) = bench_serving.mixed_length_rows("teacher-small", "tiny", torch.device("cpu"), ["cpp"], min_time=0.0)
     assert wrong["status"] == "wrong" and "median_ms" not in wrong
+
+
+def test_record_has_threads_and_load_and_warns(tmp_path, capsys, monkeypatch):
+    """--threads is honoured and recorded with the load; a busy machine and a wide spread are warned of."""
+    out = tmp_path / "rec.json"
+    before = torch.get_num_threads()
+    monkeypatch.setattr(bench.record, "machine_load", lambda: dict(threads=torch.get_num_threads(), cpus_available=2,
+                                                            load_avg=[7.5, 6.0, 5.0]))
+    rc = cli.main(["bench", "--size", "tiny", "--backends", "reference", "--ops", "gaussian_nll", "--modes", "fwd",
+                   "--out", str(out), "--quiet", "--min-time", "0.01", "--device", "cpu", "--no-plot",
+                   "--threads", "1"])
+    assert rc == 0 and torch.get_num_threads() == before  # main() restores the caller's count
+    env = json.loads(out.read_text())["environment"]
+    assert env["threads"] == 1 and env["load_avg"] == [7.5, 6.0, 5.0] and env["load_avg_end"] == [7.5, 6.0, 5.0]
+    assert "the machine is busy: load average 7.5 on 2 CPUs" in capsys.readouterr().err
+    assert bench.load_warning(dict(threads=1, cpus_available=4, load_avg=[1.0, 1, 1])) is None
+    rows = [dict(case="c", backend="b", status="ok", median_ms=1.0, p20_ms=0.9, p80_ms=1.1),
+            dict(case="d", backend="b", status="ok", median_ms=1.0, p20_ms=0.8, p80_ms=1.5),
+            dict(case="e", backend="b", status="skipped")]
+    (line,) = bench.spread_warnings(rows)
+    assert line.startswith("d b: spread 70%")

@@ -114,8 +114,9 @@ def test_segment_conditioning_matches_the_whole_utterance():
 def test_incremental_decoding_equals_teacher_forcing():
     """infer's windowed step-by-step decoding equals one teacher-forced pass over its own outputs."""
     m = tiny()
-    with pytest.warns(RuntimeWarning, match="no end of utterance"):
+    with pytest.warns(RuntimeWarning, match="no end of utterance") as caught:
         out = m.infer("abc de", max_frames=24, monotonic=False, done_threshold=2.0)  # never done: 8 steps
+    assert caught[0].filename == __file__  # attributed to the caller, not to torch.no_grad's wrapper
     assert m.training  # infer restores the mode
     m.eval()
     ids = m.text_ids("abc de")[None]

@@ -148,6 +148,91 @@ def test_interrupted_run_resumes_and_matches_the_uninterrupted_one(corpus, tmp_p
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history[4:]]
 
 
+def test_signal_finishes_the_step_checkpoints_and_resumes_to_the_same_weights(corpus, tmp_path, monkeypatch):
+    """SIGINT during step 5 (of 6, checkpoints every 4): the step completes, step-000005.pt is written,
+    TrainingInterrupted says so, and resuming ends with the weights of a run never interrupted."""
+    import signal
+
+    import clarinet.losses
+    from clarinet.training import TrainingInterrupted
+
+    settings = dict(steps=6, ckpt_every=4, log_every=2, ema=0.9, lr=3e-3, warmup_steps=2)
+    full = train_teacher(teacher_config(corpus, tmp_path / "full", **settings))
+    real_loss = clarinet.losses.teacher_loss
+    calls = []
+
+    def interrupted_loss(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of a step
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(clarinet.losses, "teacher_loss", interrupted_loss)
+    out = tmp_path / "interrupted"
+    previous = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted) as e:
+        train_teacher(teacher_config(corpus, out, **settings))
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler is put back
+    assert e.value.step == 5 and e.value.signum == signal.SIGINT and e.value.checkpoint == out / "step-000005.pt"
+    assert step_files(out) == [4, 5] and [r["step"] for r in read_log(out)] == [2, 4, 5]
+    resumed = train_teacher(teacher_config(corpus, out, **settings))
+    assert resumed.step == 6
+    assert states_equal(resumed.model.state_dict(), full.model.state_dict())
+    assert states_equal(resumed.ema.shadow, full.ema.shadow)
+
+
+def test_cli_sigterm_exits_with_a_checkpoint_and_the_resume_command(corpus, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    argv = teacher_argv(corpus, out, "--steps", "100000", "--log-every", "1", "--ckpt-every", "100000")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "clarinet", *argv], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "train-log.jsonl").is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    (step, path), = ck.list_checkpoints(out)
+    assert f"training stopped by SIGTERM after step {step}; checkpoint {path}" in err
+    assert "Resume with the same command" in err and f"--out {out}" in err
+    assert "Traceback" not in err
+
+
+def test_validation_loss_and_samples(corpus, teacher_ckpt, tmp_path):
+    """--val-fraction holds out utterances (the same ones on resume) whose loss is logged every
+    --val-every steps; --sample-every writes a wav (and a PNG with matplotlib) for teacher and student."""
+    from clarinet.plotting import have_matplotlib
+
+    out = tmp_path / "teacher"
+    res = train_teacher(teacher_config(corpus, out, steps=4, val_fraction=0.4, val_every=2, sample_every=4,
+                                       sample_seconds=0.05, log_every=2))
+    val = [r for r in read_log(out) if r.get("split") == "validation"]
+    assert [r["step"] for r in val] == [2, 4] and all(math.isfinite(r["val_loss"]) for r in val)
+    ckpt = ck.load_checkpoint(res.checkpoint)
+    assert len(ckpt["extra"]["held_out"]) == 2  # 40% of 5 files
+    wav = out / "samples" / "step-000004.wav"
+    from clarinet.audio import load_audio
+
+    assert load_audio(wav, SR).numel() == 4 * 300  # 0.05 s = 4 frames
+    assert (out / "samples" / "step-000004.png").is_file() == have_matplotlib()
+
+    out = tmp_path / "student"
+    train_student(StudentConfig.from_sources(
+        data_dir=str(corpus), out_dir=str(out), teacher=str(teacher_ckpt), segment_samples=SEGMENT, batch_size=2,
+        steps=2, warmup_steps=0, backend="reference", device="cpu", progress=False, val_fraction=0.2,
+        val_every=1, sample_every=2, sample_seconds=0.05,
+        model=dict(flows=2, layers_per_flow=3, cycle=3, residual_channels=8, gate_channels=16, skip_channels=8)))
+    assert [r["step"] for r in read_log(out) if r.get("split") == "validation"] == [1, 2]
+    assert (out / "samples" / "step-000002.wav").is_file()
+
+
 def test_teacher_loss_decreases_on_a_tone_corpus(corpus, tmp_path):
     result = train_teacher(teacher_config(corpus, tmp_path, steps=150, lr=3e-3, warmup_steps=10, log_every=10,
                                           ckpt_every=1000, ema=0.0))
@@ -313,6 +398,41 @@ def test_ddp_two_processes_end_with_equal_weights(corpus, teacher_ckpt, tmp_path
     assert all(math.isfinite(r["loss"]) for r in log)
 
 
+def test_ddp_signal_to_one_process_stops_every_process_after_the_same_step(corpus, tmp_path):
+    """SIGTERM reaches rank 1 only, during its step 3: both ranks finish step 3 and stop there, rank 0
+    writes step-000003.pt."""
+    out = tmp_path / "ddp"
+    config = dict(data_dir=str(corpus), out_dir=str(out), segment_samples=SEGMENT, batch_size=2, steps=50,
+                  warmup_steps=0, log_every=1, ckpt_every=50, backend="reference", device="cpu", progress=False,
+                  model=dict(TEACHER_MODEL))
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal
+        import clarinet.losses
+        from clarinet.training import TrainingInterrupted, train_teacher
+        rank = os.environ["RANK"]
+        real, calls = clarinet.losses.teacher_loss, []
+        def loss(*args, **kwargs):
+            calls.append(1)
+            if rank == "1" and len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real(*args, **kwargs)
+        clarinet.losses.teacher_loss = loss
+        try:
+            train_teacher({config!r})
+        except TrainingInterrupted as e:
+            open(os.path.join({str(out)!r}, "stopped-rank" + rank), "w").write(f"{{e.step}} {{e.checkpoint}}")
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), str(script)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "stopped-rank0").read_text() == f"3 {out / 'step-000003.pt'}"
+    assert (out / "stopped-rank1").read_text() == "3 None"
+    assert step_files(out) == [3]
+
+
 # ----------------------------------------------------------------------------------------------
 # bad input
 
@@ -341,7 +461,8 @@ def test_teacher_checkpoint_of_the_wrong_model(corpus, teacher_ckpt, tmp_path, c
     wrong = student_out / "step-000001.pt"
     argv = ["train-student", str(corpus), "--teacher", str(wrong), "--out", str(tmp_path / "s2"), "--no-progress"]
     code, err = run_cli(argv, capsys)
-    assert code == 2 and "expected a GaussianWaveNet checkpoint, found a GaussianIAF checkpoint" in err
+    assert code == 2 and ("expected a GaussianWaveNet (train-teacher) or TextToWave (train-text2wave) checkpoint, "
+                          "found a GaussianIAF checkpoint") in err
 
     code, err = run_cli(["train-student", str(corpus), "--teacher", str(tmp_path / "none.pt"), "--out",
                          str(tmp_path / "s3")], capsys)
@@ -417,3 +538,18 @@ def test_triton_training_follows_the_reference_curve(corpus, teacher_ckpt, tmp_p
     assert len(curves["reference"]) == 4
     assert curves["triton"] != curves["reference"], "bit-identical: the triton backend was not used"
     assert curves["triton"] == pytest.approx(curves["reference"], rel=1e-4, abs=1e-5)
+
+
+def test_default_lr_and_warmup_follow_the_batch_and_the_run():
+    def cfg(**kw):
+        return TeacherConfig.from_sources(data_dir="d", out_dir="o", **kw)
+
+    assert cfg().lr == 5e-4 and cfg().warmup_steps == 1000  # long runs: as before, capped
+    assert cfg(batch_size=2).lr == pytest.approx(2.5e-4) and cfg(batch_size=32).lr == 5e-4
+    assert cfg(steps=150).warmup_steps == 15 and cfg(steps=5).warmup_steps == 0
+    assert cfg(lr=1e-3, warmup_steps=7, batch_size=2).lr == 1e-3  # given values win
+    assert cfg(lr=1e-3, warmup_steps=7).warmup_steps == 7
+    from clarinet.training import Text2WaveConfig
+
+    t = Text2WaveConfig.from_sources(data_dir="d", out_dir="o", batch_size=4, steps=500)
+    assert t.lr == pytest.approx(2.5e-4) and t.warmup_steps == 50

@@ -91,3 +91,6 @@ def test_gaussian_kl_bad_input():
         gaussian_kl(x, x, x.int(), x)
     with pytest.raises(ValueError, match="reg_weight"):
         gaussian_kl(x, x, x, x, reg_weight=float("nan"))
+    with pytest.raises(ValueError, match="reg_weight: expected a number >= 0"):
+        gaussian_kl(x, x, x, x, reg_weight=-1.0)
+    assert torch.isfinite(gaussian_kl(x, x, x, x, reg_weight=0.0))

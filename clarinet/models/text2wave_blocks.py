@@ -108,10 +108,12 @@ class AttentionDecoder(nn.Module):
     """Causal attention decoder, ``r`` frames per step (see the module docstring)."""
 
     def __init__(self, n_mels: int, r: int, embedding_dim: int, prenet_channels: int, channels: int, layers: int,
-                 kernel_size: int, dropout: float, query_position_rate: float, key_position_rate: float):
+                 kernel_size: int, dropout: float, query_position_rate: float, key_position_rate: float,
+                 position_weight: float = 1.0):
         super().__init__()
         self.n_mels, self.r, self.dropout = n_mels, r, dropout
         self.query_position_rate, self.key_position_rate = query_position_rate, key_position_rate
+        self.position_weight = position_weight
         self.prenet = nn.ModuleList([nn.Linear(n_mels, prenet_channels), nn.Linear(prenet_channels, channels)])
         self.convs = nn.ModuleList(ConvBlock(channels, kernel_size, True, dropout) for _ in range(layers))
         self.attentions = nn.ModuleList(AttentionBlock(channels, embedding_dim, dropout) for _ in range(layers))
@@ -142,9 +144,10 @@ class AttentionDecoder(nn.Module):
             x = F.dropout(torch.relu(fc(x)), self.dropout, self.training) if i == 0 else torch.relu(fc(x))
         x = x.transpose(1, 2)  # (B, C, S)
         dev = inputs.device
-        query_pe = positional_encoding(torch.arange(start, start + S, device=dev) * self.query_position_rate,
-                                       E).to(keys.dtype)
-        key_pe = positional_encoding(torch.arange(N, device=dev) * self.key_position_rate, E).to(keys.dtype)
+        w = self.position_weight
+        query_pe = (w * positional_encoding(torch.arange(start, start + S, device=dev) * self.query_position_rate,
+                                            E)).to(keys.dtype)
+        key_pe = (w * positional_encoding(torch.arange(N, device=dev) * self.key_position_rate, E)).to(keys.dtype)
         attns = []
         for conv, att in zip(self.convs, self.attentions):
             x = conv(x)

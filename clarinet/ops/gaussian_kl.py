@@ -114,6 +114,7 @@ def gaussian_kl(
 
     evaluated in a form that stays finite for log-scales in [-7, 10] and mean
     gaps up to 1e3. ``q`` is the student (IAF) and ``p`` the teacher.
+    ``reg_weight`` >= 0 (ValueError otherwise; 0 gives the plain KL).
 
     Two readings of the regulariser. ``reg_raw=False`` (the default, the
     paper's formula read literally): ``(lp - lq)**2`` of the floored
@@ -147,6 +148,8 @@ def gaussian_kl(
     device, dtype = _checks.same_device_and_dtype(named)
     log_scale_min = _checks.finite_float("log_scale_min", log_scale_min)
     reg_weight = _checks.finite_float("reg_weight", reg_weight)
+    if reg_weight < 0:  # a negative weight rewards a log-scale gap: the loss is unbounded below
+        raise ValueError(f"reg_weight: expected a number >= 0 (0 disables the regulariser), got {reg_weight}")
     if not isinstance(reg_raw, bool):
         raise TypeError(f"reg_raw: expected a bool, got {type(reg_raw).__name__}")
     _checks.choice("reduction", reduction, REDUCTIONS)

@@ -49,6 +49,7 @@ from .optim import EMA, lr_factor
 from .student import load_teacher, train_student
 from .teacher import train_teacher
 from .text2wave import train_text2wave
+from .watch import TrainingInterrupted
 
 __all__ = [
     "ConfigError",
@@ -60,6 +61,7 @@ __all__ = [
     "Text2WaveConfig",
     "TrainConfig",
     "TrainResult",
+    "TrainingInterrupted",
     "load_teacher",
     "lr_factor",
     "train_student",

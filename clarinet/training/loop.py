@@ -26,6 +26,7 @@ from .config import ConfigError, TrainConfig
 from .distributed import DDP, Batches, Dist, setup_distributed
 from .inputs import check_model_audio
 from .optim import EMA, make_optimizer, restore_optimizer
+from .watch import StopSignals, TrainingInterrupted, split_dataset, validation_loss
 
 if TYPE_CHECKING:
     from ..audio import AudioConfig
@@ -48,7 +49,10 @@ class Recipe:
     -> dict`` (None: :func:`clarinet.data.collate`); ``loss(model, batch, step, dist) -> dict`` of 0-D
     tensors with ``"loss"`` among them, ``batch`` being the collated dict on the device;
     ``samples(batch) -> int``: the audio samples it holds (throughput); ``extra``: stored in every
-    checkpoint; ``setup_model(model, dist)``: called once the model is built (e.g. to move a teacher).
+    checkpoint; ``setup_model(model, dist)``: called once the model is built (e.g. to move a teacher);
+    ``dataset_model_args(dataset) -> dict``: constructor arguments measured on the corpus (over
+    ``model_args``, under the configuration's ``model``); ``sample(model, dataset, index, stem,
+    seconds) -> list of paths``: writes a generated sample of item ``index`` (``--sample-every``).
     """
 
     command: str
@@ -62,6 +66,8 @@ class Recipe:
     model_args: dict = field(default_factory=dict)
     mel_conditioned: bool = True
     setup_model: Optional[Callable] = None
+    dataset_model_args: Optional[Callable] = None
+    sample: Optional[Callable] = None
 
 
 @dataclass
@@ -207,8 +213,15 @@ class _Run:
         if dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
             ckpt_lib.remove_temp_files(self.out)
-        self.dataset = recipe.make_dataset()
-        model = self.model = build_model(recipe.model_cls, cfg, recipe.model_args)
+        corpus = recipe.make_dataset()
+        model_args = dict(recipe.model_args)
+        if recipe.dataset_model_args is not None:
+            measured = {k: v for k, v in recipe.dataset_model_args(corpus).items() if k not in cfg.model}
+            if measured and dist.main:
+                logger.info("%s: measured on the corpus: %s", recipe.command, measured)
+            model_args.update(measured)
+        self.dataset, self.val_dataset = split_dataset(corpus, cfg.val_fraction, cfg.seed)
+        model = self.model = build_model(recipe.model_cls, cfg, model_args)
         check_model_audio(model, recipe.audio, f"the {recipe.model_cls.__name__} model", recipe.mel_conditioned)
         if recipe.setup_model is not None:
             recipe.setup_model(model, dist)
@@ -236,6 +249,8 @@ class _Run:
         self.log = _JsonlLog(self.out / LOG_FILE) if dist.main else None
         self.extra = {**recipe.extra, "command": recipe.command, "train_config": cfg.to_dict(),
                       "world_size": dist.world}
+        if self.val_dataset is not None:
+            self.extra["held_out"] = list(self.val_dataset.indices)
 
     def _restore(self, state: dict) -> int:
         """Optimizer, schedule and EMA from the resumed checkpoint; returns its step."""
@@ -282,6 +297,43 @@ class _Run:
             scheduler=self.scheduler, ema=self.ema,
             extra={**self.extra, "data_position": {"epoch": epoch, "batch": batch}})
 
+    def _agreed_signal(self, signum: int) -> int:
+        """The stop signal any process has received (every rank stops after the same step), else 0."""
+        if self.dist.world == 1:
+            return signum
+        t = torch.tensor([float(signum)], device=self.dist.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return int(t.item())
+
+    def _validate(self, step: int) -> None:
+        """The held-out loss (rank 0; every rank holds the same weights), logged and appended to the log."""
+        if not self.dist.main:
+            return
+        terms = validation_loss(self.model, self.val_dataset, self.recipe.collate, self.recipe.loss,
+                                batch_size=self.cfg.batch_size, step=step, dist=self.dist, device=self.dist.device)
+        record = {"step": step, "split": "validation", **{f"val_{k}": v for k, v in terms.items()}}
+        self.history.append(record)
+        self.log.write(record)
+        keys = ["loss"] + sorted(k for k in terms if k != "loss")
+        logger.info("step %d/%d validation (%d held out) %s", step, self.cfg.steps, len(self.val_dataset),
+                    " ".join(f"{k} {terms[k]:.4f}" for k in keys))
+
+    def _sample(self, step: int) -> None:
+        """A generated sample of the first held-out item (else the first training item), rank 0."""
+        if not self.dist.main or self.recipe.sample is None:
+            return
+        source = self.val_dataset if self.val_dataset is not None else self.dataset
+        base, index = (source.dataset, source.indices[0]) if hasattr(source, "indices") else (source, 0)
+        stem = self.out / "samples" / f"step-{step:06d}"
+        try:
+            written = self.recipe.sample(self.model, base, index, stem, self.cfg.sample_seconds)
+        except (RuntimeError, ValueError, ImportError, OSError) as e:  # a sample must never stop the run
+            logger.warning("step %d: no sample (%s: %s)", step, type(e).__name__, e)
+            return
+        finally:
+            self.model.train()
+        logger.info("step %d: sample %s", step, " ".join(str(p) for p in written))
+
     def _log(self, interval: _Interval, step: int, bar) -> None:
         record, keys = interval.record(step, self.dist, self.optimizer.param_groups[0]["lr"],
                                        self.recipe.audio.sample_rate, self.recipe.command)
@@ -318,23 +370,33 @@ class _Run:
         last_ckpt: Optional[Path] = None
         interval = _Interval(dist.device)
         step = start
+        val_every = cfg.val_every or cfg.ckpt_every
         try:
-            for batch in self.batches.iterate(start):
-                batch = {k: v.to(dist.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                         for k, v in batch.items()}
-                terms, gnorm = self._step(batch, step)
-                step += 1
-                bar.update(1)
-                interval.add(terms, gnorm, self.recipe.samples(batch))
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    self._log(interval, step, bar)
-                if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                    p = self._save(step)
-                    if p is not None:
-                        last_ckpt = p
-                        logger.info("wrote %s", p)
-                if step >= cfg.steps:
-                    break
+            with StopSignals() as stop:
+                for batch in self.batches.iterate(start):
+                    batch = {k: v.to(dist.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                             for k, v in batch.items()}
+                    terms, gnorm = self._step(batch, step)
+                    step += 1
+                    bar.update(1)
+                    interval.add(terms, gnorm, self.recipe.samples(batch))
+                    signum = self._agreed_signal(stop.signum)
+                    if step % cfg.log_every == 0 or step == cfg.steps or (signum and interval.steps):
+                        self._log(interval, step, bar)
+                    if self.val_dataset is not None and (step % val_every == 0 or step == cfg.steps):
+                        self._validate(step)
+                    if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+                        self._sample(step)
+                    if step % cfg.ckpt_every == 0 or step == cfg.steps or signum:
+                        p = self._save(step)
+                        if p is not None:
+                            last_ckpt = p
+                            logger.info("wrote %s", p)
+                    if signum:
+                        dist.barrier()
+                        raise TrainingInterrupted(step, last_ckpt if dist.main else None, signum)
+                    if step >= cfg.steps:
+                        break
         finally:
             bar.close()
         dist.barrier()

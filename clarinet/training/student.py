@@ -21,6 +21,7 @@ from .config import ConfigError, StudentConfig, as_config
 from .inputs import (TextCollate, audio_config, audio_dataset, audio_samples, check_model_audio, check_teacher_audio,
                      text_dataset, text_samples)
 from .loop import Recipe, TrainResult, run
+from .watch import vocoder_sample
 
 __all__ = ["load_teacher", "train_student"]
 
@@ -63,6 +64,9 @@ def train_student(config) -> TrainResult:
         ckpt = ckpt_lib.load_checkpoint(cfg.teacher)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(f"teacher: {e}") from None
+    if ckpt["kind"] not in ("GaussianWaveNet", "TextToWave"):
+        raise ConfigError(f"teacher: {cfg.teacher!r}: expected a GaussianWaveNet (train-teacher) or TextToWave "
+                          f"(train-text2wave) checkpoint, found a {ckpt['kind']} checkpoint")
     recipe = _text2wave_student(cfg, ckpt) if ckpt["kind"] == "TextToWave" else None
     del ckpt  # the weights are in the models now
     return run(cfg, recipe or _vocoder_student(cfg))
@@ -107,10 +111,15 @@ def _vocoder_student(cfg: StudentConfig) -> Recipe:
     def loss(student, batch, step, dist):
         return _distill(cfg, student, teacher, batch["audio"], batch["mel"], step, dist, audio_cfg)
 
+    def sample(student, dataset, index, stem, seconds):
+        p = next(student.parameters())
+        return vocoder_sample(lambda mel: student.generate(mel.to(p)), dataset, index, stem, seconds, audio_cfg,
+                              "student")
+
     extra = {"audio": dict(teacher_audio), "teacher": _teacher_record(cfg, info)}
     return Recipe(command="train-student", model_cls=GaussianIAF, audio=audio_cfg,
                   make_dataset=lambda: audio_dataset(cfg, audio_cfg), loss=loss, samples=audio_samples,
-                  extra=extra, setup_model=setup_model)
+                  extra=extra, setup_model=setup_model, sample=sample)
 
 
 def _text2wave_student(cfg: StudentConfig, ckpt: dict) -> Recipe:
@@ -150,8 +159,25 @@ def _text2wave_student(cfg: StudentConfig, ckpt: dict) -> Recipe:
             cond = torch.stack(segs)
         return _distill(cfg, student, t2w.vocoder, batch["segment_audio"], cond, step, dist, audio_cfg)
 
+    def sample(student, dataset, index, stem, seconds):
+        from ..audio import log_mel
+        from .watch import frames_for, write_sample
+
+        item = dataset[index]
+        r = t2w.reduction_factor
+        frames = min(item["mel"].shape[1], frames_for(seconds, audio_cfg.sample_rate, hop))
+        mel = item["mel"][None, :, : -(-frames // r) * r]
+        mel = F.pad(mel, (0, (-mel.shape[-1]) % r), value=math.log(audio_cfg.log_floor))
+        p = next(student.parameters())
+        with torch.no_grad():
+            cond = t2w(item["text"][None].to(p.device), mel.to(p))["cond"][..., :frames]
+            x = student.generate(cond)[0].float().cpu()
+        panels = [(f"log-mel of {item['id']}", item["mel"][:, :frames]), ("log-mel of the student's audio",
+                                                                            log_mel(x, audio_cfg))]
+        return write_sample(stem, x, audio_cfg.sample_rate, hop, panels=panels)
+
     extra = {"audio": teacher_audio, "teacher": _teacher_record(cfg, info, kind="TextToWave")}
-    return Recipe(command="train-student", model_cls=GaussianIAF, audio=audio_cfg,
+    return Recipe(command="train-student", model_cls=GaussianIAF, audio=audio_cfg, sample=sample,
                   make_dataset=lambda: text_dataset(cfg, audio_cfg, vocab=t2w.vocab,
                                                     max_text_length=t2w.max_text_length),
                   collate=TextCollate(seg_frames, t2w.reduction_factor, math.log(audio_cfg.log_floor), cfg.seed),

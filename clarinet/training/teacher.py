@@ -7,6 +7,7 @@ import dataclasses
 from .config import TeacherConfig, as_config
 from .inputs import audio_config, audio_dataset, audio_samples
 from .loop import Recipe, TrainResult, run
+from .watch import vocoder_sample
 
 __all__ = ["train_teacher"]
 
@@ -26,6 +27,11 @@ def train_teacher(config) -> TrainResult:
         terms = losses.teacher_loss(model, batch["audio"], batch["mel"], log_scale_min=cfg.log_scale_min)
         return terms if isinstance(terms, dict) else {"loss": terms}
 
+    def sample(model, dataset, index, stem, seconds):
+        p = next(model.parameters())
+        return vocoder_sample(lambda mel: model.generate(mel.to(p), progress=False), dataset, index, stem, seconds,
+                              audio_cfg, "teacher")
+
     return run(cfg, Recipe(command="train-teacher", model_cls=GaussianWaveNet, audio=audio_cfg,
                            make_dataset=lambda: audio_dataset(cfg, audio_cfg), loss=loss, samples=audio_samples,
-                           extra={"audio": dataclasses.asdict(audio_cfg)}))
+                           extra={"audio": dataclasses.asdict(audio_cfg)}, sample=sample))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from .bench import SAMPLE_RATE, _model_weights, _profiled, time_fn
-from .testing import mismatch
+from ..testing import mismatch
+from .cases import SAMPLE_RATE, _model_weights
+from .run import _profiled, time_fn
 
 #: utterance lengths in seconds per bench size: 1-10 s on a GPU ("full"), shorter on the CPU
 MIXED_SECONDS = {"full": (1, 2, 3, 4, 5, 6, 7, 8, 9, 10), "small": (0.1, 0.2, 0.3, 0.4), "tiny": (0.0125, 0.025)}
@@ -23,8 +24,8 @@ def mixed_length_rows(preset: str, size: str, device: torch.device, backends, mi
     """Two rows (``batch`` and ``one by one``) of ``preset``'s teacher at the ``size``'s lengths on the
     fastest sampler backend for ``device`` (``auto``), when it is one of ``backends``; else one
     skipped row. ``profile_dir``: a torch.profiler trace of each, as for the other cases."""
-    from .models import GaussianWaveNet
-    from .ops.wavenet_sample import pack_wavenet, resolve_backend
+    from ..models import GaussianWaveNet
+    from ..ops.wavenet_sample import pack_wavenet, resolve_backend
 
     torch.manual_seed(0)
     model = GaussianWaveNet.from_preset(preset).to(device).eval()
