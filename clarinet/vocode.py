@@ -31,7 +31,7 @@ __all__ = ["VOCODER_KINDS", "audio_config_of", "input_mel", "load_vocoder", "voc
 VOCODER_KINDS = ("GaussianWaveNet", "GaussianIAF")
 MEL_SUFFIXES = (".pt", ".pth", ".npy")
 BACKEND_CHOICES = ("auto", "reference", "cpp", "cuda", "triton")  # clarinet.ops.wavenet_sample's
-SAMPLE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+SAMPLE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}
 
 
 def audio_config_of(ckpt):
@@ -123,6 +123,9 @@ def vocode(model, mel: torch.Tensor, *, backend: str = "auto", sample_dtype: Opt
             x = model.generate(mel, noise=noise, temperature=temperature, progress=progress, backend=backend,
                                sample_dtype=sample_dtype)
         elif isinstance(model, GaussianIAF):
+            if sample_dtype == torch.int8:
+                raise ValueError("sample_dtype=torch.int8: only a GaussianWaveNet teacher on the cpp sampler has "
+                                 "int8 weights; a GaussianIAF student runs in float32, float16 or bfloat16")
             if sample_dtype is not None and sample_dtype != p.dtype:
                 model = model.to(sample_dtype)
                 mel, noise = mel.to(sample_dtype), noise.to(sample_dtype)
@@ -152,7 +155,7 @@ def add_parser(sub) -> None:
                         "on a GPU); student: the ops' backend (not cpp) (default auto)")
     v.add_argument("--sample-dtype", choices=list(SAMPLE_DTYPES),
                    help="dtype generation runs in (default: the checkpoint's, float32); float16 halves the bytes "
-                        "per sample of the C++ and GPU samplers")
+                        "per sample of the C++ and GPU samplers; int8: the C++ sampler's int8 weights (teacher only)")
     v.add_argument("--temperature", type=float, default=1.0, help="noise scale (default 1)")
     v.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     v.add_argument("--device", help="cpu, cuda ... (default cuda when available)")

@@ -85,6 +85,11 @@ def test_cpp_sampler_and_float16(ckpts, tmp_path):
     assert (ref - cpp).abs().max() < 1e-3
     half = vocode(model, mel, backend="cpp", seed=5, sample_dtype=torch.float16)
     assert half.dtype == torch.float32 and torch.isfinite(half).all()
+    int8 = vocode(model, mel, backend="cpp", seed=5, sample_dtype=torch.int8)
+    assert int8.shape == cpp.shape and torch.isfinite(int8).all()
+    student, _, _ = load_vocoder(ckpts["student"])
+    with pytest.raises(ValueError, match="int8"):
+        vocode(student, mel, sample_dtype=torch.int8)
 
 
 def test_bad_inputs(ckpts, wav, tmp_path, capsys):
