@@ -9,7 +9,8 @@ Markers and fixtures that decide where a test runs:
 * ``cpu_only``: asserts what a machine without a GPU does or reports (Triton under the interpreter,
   the bench's "no GPU" rows); skipped on a GPU machine, where ``gpu`` tests cover the same paths.
 * ``audio_io``: reads or writes audio files; skipped when soundfile or soxr is not installed (they
-  are needed for audio files only). The ``sf`` fixture gives the soundfile module and implies it.
+  are needed for audio files only). The ``sf`` fixture gives the soundfile module and skips the
+  same way by itself (also when requested through another fixture).
 * ``triton``: runs Triton kernels, on the GPU when there is one, else on CPU tensors through the
   interpreter; on a GPU machine such a test is also marked ``gpu``, so ``pytest -m gpu`` runs it.
   The ``triton_device`` fixture (``"cuda"`` on a GPU machine, else ``"cpu"``) implies it.
@@ -60,8 +61,6 @@ def pytest_collection_modifyitems(config, items):
         fixtures = getattr(item, "fixturenames", ())
         if ("triton_device" in fixtures or item.get_closest_marker("triton")) and HAS_GPU:
             item.add_marker(pytest.mark.gpu)
-        if "sf" in fixtures:
-            item.add_marker(pytest.mark.audio_io)
         if "gpu" in item.keywords and not HAS_GPU:
             item.add_marker(skip_gpu)
         if "cpu_only" in item.keywords and HAS_GPU:

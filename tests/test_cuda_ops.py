@@ -45,13 +45,12 @@ def _nvcc_available() -> bool:
 
 
 def _ext():
-    """clarinet._cuda, or skip when it was not built."""
+    """clarinet._cuda, or skip when it was not built (a failure on a GPU machine)."""
     return cuda_ops()._cuda
 
 
 def _ops():
-    _ext()
-    return importlib.import_module("clarinet._cuda_ops")
+    return cuda_ops()
 
 
 # ---- CPU: build, import, argument checks ------------------------------------------------
